@@ -1,0 +1,78 @@
+"""The run checkpoint: everything needed to continue after the last completed step.
+
+Kept in ``<run_dir>/checkpoint`` (only the latest, by default): the weights
+(safetensors), the optimizer, the method's state and every RNG state. It is
+written to a fresh folder and swapped in, so a crash leaves the previous
+checkpoint whole. The LR schedule restarts with every task, so there is no
+scheduler state to keep between steps.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass
+class Checkpoint:
+    step: int  # last completed step: 0 = the step-0 evaluation
+    optimizer: dict | None
+    method: dict[str, Any]
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer, method_state: dict) -> None:
+    final = run_dir / CHECKPOINT_DIR
+    tmp, old = run_dir / f".{CHECKPOINT_DIR}.tmp", run_dir / f".{CHECKPOINT_DIR}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    state = {"step": step, "optimizer": optimizer.state_dict() if optimizer else None,
+             "method": method_state, "rng": rng_state()}
+    torch.save(state, tmp / "state.pt")
+    # swap: the old checkpoint stays readable (as .old) until the new one is in place
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(run_dir: Path, model: torch.nn.Module) -> Checkpoint | None:
+    """Restore weights and RNG states in place; None when the run has no checkpoint."""
+    folder = run_dir / CHECKPOINT_DIR
+    if not (folder / "state.pt").exists():
+        folder = run_dir / f".{CHECKPOINT_DIR}.old"  # a crash during the swap
+        if not (folder / "state.pt").exists():
+            return None
+    state = torch.load(folder / "state.pt", weights_only=False)
+    load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
+    set_rng_state(state["rng"])
+    return Checkpoint(state["step"], state["optimizer"], state["method"])
+
+
+def remove_checkpoint(run_dir: Path) -> None:
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Evaluation: suites of lm-eval tasks and the bridge that runs them on an in-memory model."""

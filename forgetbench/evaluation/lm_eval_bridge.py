@@ -1,0 +1,154 @@
+"""The one door to lm-evaluation-harness: score an in-memory model on a list of tasks.
+
+Design choices, each for a reason:
+- HFLM wraps the model object and tokenizer we train, so no weights go to disk
+  between steps; the causal or seq2seq backend follows the model's config.
+- The TaskManager is built once per run (indexing task folders is slow).
+- lm-eval's request cache is never used: its key ignores the weights, so it
+  would return step 0's answers at every later step.
+- lm-eval reseeds Python, NumPy and torch by default; we pass no seeds so the
+  training RNG streams are untouched by evaluation (resumed runs stay exact).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import pandas as pd
+from packaging.version import Version
+
+from forgetbench.errors import ForgetbenchError
+from forgetbench.evaluation.suite import EvalSuite
+from forgetbench.models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+TESTED_LM_EVAL = (Version("0.4.13"), Version("0.5"))  # [low, high): versions this bridge was tested with
+
+
+def _check_lm_eval_version() -> None:
+    found = Version(version("lm_eval"))
+    low, high = TESTED_LM_EVAL
+    if not low <= found < high:
+        raise ForgetbenchError(f"lm_eval {found} is installed; forgetbench is tested with >={low},<{high}")
+
+
+@dataclass
+class TaskScore:
+    """One metric of one task (or group) after one evaluation."""
+
+    eval_task: str
+    metric: str
+    value: float
+    stderr: float | None
+    n: int
+    seconds: float
+
+
+@dataclass
+class Evaluation:
+    scores: list[TaskScore]
+    items: pd.DataFrame  # one row per scored item: eval_task, doc_id, target, pred, correct, logliks
+
+
+class LmEvalBridge:
+    """Evaluates a model on a suite plus the held-out sets of the stream tasks.
+
+    Args:
+        suite: the general-ability tasks.
+        stream_configs: inline lm-eval task configs of the stream tasks.
+    """
+
+    def __init__(self, suite: EvalSuite, stream_configs: list[dict]) -> None:
+        _check_lm_eval_version()
+        from lm_eval.tasks import TaskManager
+
+        self.suite = suite
+        self.task_manager = TaskManager(include_path=[str(p) for p in suite.task_folders()])
+        # registered tasks go by name (lm-eval reads their YAML); stream tasks as inline configs
+        self.specs: list[tuple[str | dict, int | None]] = suite.task_shots()
+        self.specs += [(dict(c), None) for c in stream_configs]
+        self._check_known([name for name, _ in suite.task_shots()])
+
+    def _check_known(self, names: list[str]) -> None:
+        known = set(self.task_manager.all_tasks)
+        for name in names:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=5)
+                hint = f"close matches: {close}" if close else "no close match"
+                raise ForgetbenchError(
+                    f"eval task {name!r} is not known to lm-eval ({hint}; {len(known)} tasks known, "
+                    f"see `lm-eval ls tasks` or add a folder to eval.include_path)"
+                )
+
+    def evaluate(self, loaded: LoadedModel, label: str = "") -> Evaluation:
+        """Score every task; the model is back in train mode afterwards."""
+        from lm_eval import simple_evaluate
+        from lm_eval.models.huggingface import HFLM
+
+        backend = "seq2seq" if loaded.model.config.is_encoder_decoder else "causal"
+        lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, backend=backend,
+                  batch_size=self.suite.batch_size)
+        scores, items = [], []
+        try:
+            for index, (spec, shots) in enumerate(self.specs, start=1):
+                name = spec if isinstance(spec, str) else spec["task"]
+                start = time.perf_counter()
+                out = simple_evaluate(
+                    model=lm, tasks=[spec], num_fewshot=shots, task_manager=self.task_manager,
+                    limit=self.suite.limit,
+                    cache_requests=False, log_samples=True, bootstrap_iters=100,
+                    random_seed=None, numpy_random_seed=None, torch_random_seed=None,
+                )
+                seconds = time.perf_counter() - start
+                task_scores = _scores(out, seconds)
+                scores += task_scores
+                items.append(_items(out))
+                main = ", ".join(f"{s.eval_task} {s.metric}={s.value:.3f}" for s in task_scores if s.metric == "acc")
+                log.info(f"[{label}] eval {index}/{len(self.specs)} {name}: {main} ({seconds:.1f}s)")
+        finally:
+            loaded.model.train()
+        return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
+
+
+def _scores(out: dict, seconds: float) -> list[TaskScore]:
+    """Metric rows from lm-eval's results (leaf tasks and groups alike)."""
+    rows = []
+    for task, metrics in out["results"].items():
+        n = out.get("n-samples", {}).get(task, {}).get("effective")
+        if n is None:  # a group: the sum of its tasks
+            n = sum(v["effective"] for k, v in out.get("n-samples", {}).items() if k != task)
+        for key, value in metrics.items():
+            metric, _, _filter = key.partition(",")
+            if metric in ("alias", "sample_len") or metric.endswith("_stderr") or not isinstance(value, int | float):
+                continue
+            stderr = metrics.get(f"{metric}_stderr,{_filter}")
+            rows.append(TaskScore(task, metric, float(value), _number(stderr), int(n), seconds))
+    return rows
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _items(out: dict) -> pd.DataFrame:
+    """Per-item outcomes: which choice won, whether it was right, the log-likelihoods."""
+    rows = []
+    for task, samples in out.get("samples", {}).items():
+        for s in samples:
+            logliks = [float(r[0]) for r in s["filtered_resps"]]
+            multiple = len(logliks) > 1
+            pred = int(max(range(len(logliks)), key=logliks.__getitem__)) if multiple else -1
+            rows.append({
+                "eval_task": task,
+                "doc_id": int(s["doc_id"]),
+                "target": str(s["target"]),
+                "pred": pred,
+                "correct": float(s.get("acc", float("nan"))),
+                "logliks": logliks,
+            })
+    return pd.DataFrame(rows)

@@ -1,0 +1,53 @@
+"""Eval suites: which lm-eval tasks measure general ability (the ``eval`` config group)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forgetbench.evaluation.task_configs import TASKS_DIR
+from forgetbench.tiny.files import materialize_world
+from forgetbench.tiny.world import WorldSpec
+
+
+@dataclass
+class EvalSuite:
+    """A general-ability suite.
+
+    Attributes:
+        name: the suite's name.
+        tasks: lm-eval task or group names; an entry may be a dict
+            ``{task: NAME, num_fewshot: K}`` to set its shots.
+        num_fewshot: shots for entries that do not set their own (null: the task's default).
+        limit: items per task (null: all); for smoke runs.
+        batch_size: lm-eval batch size.
+        include_path: extra folders of task YAMLs.
+        world: a tiny world whose generated tasks the suite uses (null for real suites).
+        cache_dir: where generated worlds are kept (with ``world``).
+    """
+
+    name: str
+    tasks: list
+    num_fewshot: int | None = None
+    limit: int | None = None
+    batch_size: int = 64
+    include_path: list[str] = field(default_factory=list)
+    world: WorldSpec | None = None
+    cache_dir: str | None = None
+
+    def task_folders(self) -> list[Path]:
+        """Folders on lm-eval's include_path: the project's own, the user's, the world's."""
+        folders = [TASKS_DIR, *(Path(p) for p in self.include_path)]
+        if self.world is not None:
+            folders.append(materialize_world(self.world, self.cache_dir or ".cache").tasks_dir)
+        return folders
+
+    def task_shots(self) -> list[tuple[str, int | None]]:
+        """Each task name with its number of shots (None: the task's default)."""
+        pairs = []
+        for entry in self.tasks:
+            if isinstance(entry, str):
+                pairs.append((entry, self.num_fewshot))
+            else:
+                pairs.append((entry["task"], entry.get("num_fewshot", self.num_fewshot)))
+        return pairs

@@ -1,0 +1,125 @@
+"""The long-format results table: one schema, atomic appends, one reader for many runs.
+
+A row is one metric of one eval task after one step. Each run keeps
+``results.parquet`` (scores) and ``items/step-NNN.parquet`` (per-item outcomes,
+for confidence intervals). Every write goes to a temporary file that is then
+renamed over the old one, so a crash leaves either the old or the new table,
+never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from forgetbench.errors import ForgetbenchError
+
+RESULTS_FILE = "results.parquet"
+ITEMS_DIR = "items"
+
+SCHEMA = pa.schema([
+    pa.field("run_id", pa.string()),  # the run directory's name
+    pa.field("experiment", pa.string()),
+    pa.field("model", pa.string()),  # model config name, e.g. bloomz-1b1
+    pa.field("n_params", pa.int64()),
+    pa.field("architecture", pa.string()),  # decoder | encoder-decoder
+    pa.field("method", pa.string()),
+    pa.field("seed", pa.int64()),
+    pa.field("step", pa.int64()),  # 0 = before any fine-tuning, k = after the k-th task
+    pa.field("trained_task", pa.string()),  # the task trained at this step ("" at step 0)
+    pa.field("eval_kind", pa.string()),  # general (the eval suite) | stream (held-out stream task)
+    pa.field("eval_task", pa.string()),
+    pa.field("metric", pa.string()),
+    pa.field("value", pa.float64()),
+    pa.field("stderr", pa.float64()),
+    pa.field("n", pa.int64()),  # examples scored
+    pa.field("wall_time", pa.float64()),  # seconds since the run started, when this step was evaluated
+    pa.field("config_hash", pa.string()),  # hash of the resolved config (paths excluded)
+])
+
+ITEM_SCHEMA = pa.schema([
+    pa.field("step", pa.int64()),
+    pa.field("eval_task", pa.string()),
+    pa.field("doc_id", pa.int64()),
+    pa.field("target", pa.string()),
+    pa.field("pred", pa.int64()),  # index of the highest-scoring choice (-1: not multiple choice)
+    pa.field("correct", pa.float64()),
+    pa.field("logliks", pa.list_(pa.float32())),
+])
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _table(rows: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
+
+
+class RunTable:
+    """The results of one run directory."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / RESULTS_FILE
+
+    def read(self) -> pd.DataFrame:
+        if not self.path.exists():
+            return SCHEMA.empty_table().to_pandas()
+        return pq.read_table(self.path, schema=SCHEMA).to_pandas()
+
+    def steps(self) -> set[int]:
+        return set(self.read()["step"].unique().tolist())
+
+    def append_step(self, rows: Iterable[dict], items: pd.DataFrame, step: int) -> None:
+        """Add one step's rows, replacing any earlier rows of that step (never duplicated)."""
+        items = items.assign(step=step)
+        _write_atomic(_table(items, ITEM_SCHEMA), self.run_dir / ITEMS_DIR / f"step-{step:03d}.parquet")
+        old = self.read()
+        new = pd.DataFrame(list(rows))
+        merged = pd.concat([old[old["step"] != step], new], ignore_index=True) if len(old) else new
+        _write_atomic(_table(merged, SCHEMA), self.path)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows of steps after ``step`` (left by a crash before their checkpoint)."""
+        old = self.read()
+        if len(old) and (old["step"] > step).any():
+            _write_atomic(_table(old[old["step"] <= step], SCHEMA), self.path)
+        for path in (self.run_dir / ITEMS_DIR).glob("step-*.parquet"):
+            if int(path.stem.split("-")[1]) > step:
+                path.unlink()
+
+
+def read_results(*paths: str | Path) -> pd.DataFrame:
+    """Every run's rows under ``paths`` (run or multirun directories, or results files) as one DataFrame."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_file():
+            files.append(path)
+        else:
+            files.extend(sorted(path.rglob(RESULTS_FILE)))
+    if not files:
+        raise ForgetbenchError(f"no {RESULTS_FILE} found under {[str(p) for p in paths]}")
+    frames = []
+    for file in files:
+        try:
+            frames.append(pq.read_table(file, schema=SCHEMA).to_pandas())
+        except (pa.ArrowInvalid, OSError) as err:
+            raise ForgetbenchError(f"{file} is not a readable forgetbench results table ({err})") from err
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_items(run_dir: str | Path) -> pd.DataFrame:
+    """The per-item outcomes of every evaluated step of a run."""
+    files = sorted((Path(run_dir) / ITEMS_DIR).glob("step-*.parquet"))
+    if not files:
+        return ITEM_SCHEMA.empty_table().to_pandas()
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)

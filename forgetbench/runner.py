@@ -1,0 +1,176 @@
+"""The forgetbench recipe: evaluate, then for each task train and evaluate again.
+
+Reads top to bottom: ``setup`` builds every component from its config group
+(and validates it, before anything is written), ``run`` is the loop, and each
+finished step is recorded (rows, then checkpoint) so a rerun after a crash
+continues from the last completed step without losing or repeating a row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+
+from forgetbench.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from forgetbench.errors import ForgetbenchError
+from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
+from forgetbench.hashing import stable_hash
+from forgetbench.report import write_run_report
+from forgetbench.results import RunTable
+from forgetbench.training import build_optimizer, train_on_task
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "status.json"
+UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint")  # change where results go, not what they are
+
+
+def config_hash(cfg: DictConfig) -> str:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return stable_hash({k: v for k, v in resolved.items() if k not in UNHASHED_KEYS})
+
+
+def build(node: DictConfig, group: str):
+    """Instantiate one config group's ``_target_``, turning its errors into one-line ones."""
+    log.info(f"instantiating {group}: <{node._target_}>")
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, ForgetbenchError):
+            raise cause from None
+        raise ForgetbenchError(f"{group} config is invalid: {cause or err}".splitlines()[0]) from err
+
+
+class Recipe:
+    """One run: a model fine-tuned through a stream, evaluated before and after every step."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.table = RunTable(run_dir)
+        self.hash = config_hash(cfg)
+        self._check_status()
+
+    # ---- setup: build and validate everything before any result is written ----
+
+    def setup(self) -> None:
+        self.stream = build(self.cfg.stream, "stream").load()
+        self.method = build(self.cfg.method, "method")
+        self.train_config = build(self.cfg.train, "train")
+        self.bridge = LmEvalBridge(build(self.cfg.eval, "eval"), [t.eval_config for t in self.stream])
+        self.loaded = build(self.cfg.model, "model").load()
+        self.loaded.model = self.method.prepare_model(self.loaded.model)
+        set_seed(self.cfg.seed)  # after loading: pretraining a cached base model must not shift the RNG
+        self.optimizer = None
+        self.done = self._resume()
+
+    def _check_status(self) -> None:
+        status = self._read_status()
+        if status and status["config_hash"] != self.hash:
+            raise ForgetbenchError(
+                f"{self.run_dir} holds a run of a different config (hash {status['config_hash']}, now {self.hash}); "
+                f"set run_name=... for a new run or remove that directory"
+            )
+        self.finished = bool(status and status["finished"])
+
+    def _read_status(self) -> dict | None:
+        path = self.run_dir / STATUS_FILE
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _write_status(self, finished: bool) -> None:
+        tmp = self.run_dir / f".{STATUS_FILE}.tmp"
+        tmp.write_text(json.dumps({"config_hash": self.hash, "steps": len(self.stream), "finished": finished}))
+        os.replace(tmp, self.run_dir / STATUS_FILE)
+
+    def _resume(self) -> int:
+        """Restore the last checkpoint; return the last completed step (-1: none)."""
+        checkpoint = load_checkpoint(self.run_dir, self.loaded.model)
+        done = -1 if checkpoint is None else checkpoint.step
+        self.table.truncate_after(done)  # rows written after the checkpoint are recomputed
+        if checkpoint is not None:
+            self.method.load_state_dict(checkpoint.method)
+            if checkpoint.optimizer is not None:
+                self.optimizer = build_optimizer(self.loaded.model, self.train_config)
+                self.optimizer.load_state_dict(checkpoint.optimizer)
+            log.info(f"resuming {self.run_dir.name} after step {done}/{len(self.stream)}")
+        return done
+
+    # ---- the loop ----
+
+    def run(self) -> Path:
+        n = len(self.stream)
+        self._write_status(finished=False)
+        if self.done < 0:
+            self._record(0, "", time.perf_counter())
+        for step, task in enumerate(self.stream, start=1):
+            if step <= self.done:
+                continue
+            start = time.perf_counter()
+            log.info(f"step {step}/{n}: fine-tuning on {task.name}")
+            self.method.before_task(self.loaded.model, task.name, step)
+            examples = self.method.training_examples(task.train, task.name, step)
+            _, self.optimizer = train_on_task(
+                self.loaded.model, self.loaded.tokenizer, examples, self.train_config, self.method,
+                seed=self.cfg.seed * 1000 + step, optimizer=self.optimizer, label=f"step {step}/{n} {task.name}",
+            )
+            self.method.after_task(self.loaded.model, examples, task.name, step)
+            self._record(step, task.name, start)
+        self._write_status(finished=True)
+        if not self.cfg.keep_checkpoint:
+            remove_checkpoint(self.run_dir)
+        return self.report()
+
+    def _record(self, step: int, trained_task: str, start: float) -> None:
+        """Evaluate, append the step's rows, then checkpoint (in that order: see _resume)."""
+        evaluation = self.bridge.evaluate(self.loaded, label=f"step {step}/{len(self.stream)}")
+        self.table.append_step(self._rows(evaluation, step, trained_task, time.perf_counter() - start),
+                               evaluation.items, step)
+        optimizer = None if self.train_config.reset_optimizer else self.optimizer
+        save_checkpoint(self.run_dir, step, self.loaded.model, optimizer, self.method.state_dict())
+
+    def _rows(self, evaluation: Evaluation, step: int, trained_task: str, seconds: float) -> list[dict]:
+        stream_names = {t.eval_name for t in self.stream}
+        common = {
+            "run_id": self.run_dir.name, "experiment": self.cfg.experiment_name, "model": self.loaded.name,
+            "n_params": self.loaded.n_params, "architecture": self.loaded.architecture,
+            "method": self.cfg.method.name, "seed": self.cfg.seed, "step": step, "trained_task": trained_task,
+            "wall_time": seconds, "config_hash": self.hash,
+        }
+        return [
+            {**common, "eval_kind": "stream" if s.eval_task in stream_names else "general", "eval_task": s.eval_task,
+             "metric": s.metric, "value": s.value, "stderr": s.stderr, "n": s.n}
+            for s in evaluation.scores
+        ]
+
+    def report(self) -> Path:
+        rows = self.table.read()
+        path = write_run_report(self.run_dir, rows)
+        general = rows[(rows["eval_kind"] == "general") & (rows["metric"] == "acc")]
+        _log_summary(general)
+        return path
+
+
+def _log_summary(general: pd.DataFrame) -> None:
+    for task, group in general.groupby("eval_task"):
+        scores = group.sort_values("step")["value"].tolist()
+        log.info(f"{task}: " + " → ".join(f"{s:.3f}" for s in scores))
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path) -> Path:
+    """Run (or resume) one experiment in ``run_dir``; return the report's path."""
+    recipe = Recipe(cfg, run_dir)
+    if recipe.finished:
+        log.info(f"{run_dir} is already finished; nothing to do")
+        return recipe.report()
+    recipe.setup()
+    return recipe.run()

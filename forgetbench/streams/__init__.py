@@ -1,0 +1,1 @@
+"""Task streams: the ordered tasks a model is fine-tuned on, one after another."""

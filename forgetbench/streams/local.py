@@ -1,0 +1,28 @@
+"""A stream of tasks kept in local JSON/JSONL files (a user's own data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from forgetbench.streams.base import StreamTask, apply_order, local_stream_task
+
+
+@dataclass
+class LocalStream:
+    """Tasks from files.
+
+    Attributes:
+        name: the stream's name.
+        tasks: list of {name, train, test}: a task name and its two files.
+        order: task names in training order (empty: as listed).
+        max_train_examples: cap on training rows per task (null: all).
+    """
+
+    name: str
+    tasks: list[dict]
+    order: list[str] = field(default_factory=list)
+    max_train_examples: int | None = None
+
+    def load(self) -> list[StreamTask]:
+        loaded = [local_stream_task(t["name"], t["train"], t["test"], self.max_train_examples) for t in self.tasks]
+        return apply_order(loaded, self.order)

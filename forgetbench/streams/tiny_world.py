@@ -1,0 +1,41 @@
+"""The tiny world's generated instruction tasks, loaded like any local stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from forgetbench.errors import ForgetbenchError
+from forgetbench.streams.base import StreamTask, apply_order, local_stream_task
+from forgetbench.tiny.files import materialize_world
+from forgetbench.tiny.stream_tasks import STREAM_TASKS
+from forgetbench.tiny.world import WorldSpec
+
+
+@dataclass
+class TinyWorldStream:
+    """Attributes:
+    name: the stream's name.
+    world: the world the tasks are generated from.
+    cache_dir: where generated worlds are kept.
+    tasks: which generated tasks, in training order.
+    order: an alternative order (empty: ``tasks`` as listed).
+    max_train_examples: cap on training rows per task (null: all).
+    """
+
+    name: str
+    world: WorldSpec
+    cache_dir: str
+    tasks: list[str] = field(default_factory=lambda: list(STREAM_TASKS))
+    order: list[str] = field(default_factory=list)
+    max_train_examples: int | None = None
+
+    def load(self) -> list[StreamTask]:
+        unknown = [t for t in self.tasks if t not in STREAM_TASKS]
+        if unknown:
+            raise ForgetbenchError(f"stream.tasks has unknown tiny-world tasks {unknown}; valid: {sorted(STREAM_TASKS)}")
+        files = materialize_world(self.world, self.cache_dir)
+        loaded = [
+            local_stream_task(t, files.stream_file(t, "train"), files.stream_file(t, "test"), self.max_train_examples)
+            for t in self.tasks
+        ]
+        return apply_order(loaded, self.order)

@@ -1,0 +1,90 @@
+"""Write a tiny world to disk once, cached by the hash of its spec.
+
+The files are what every other part reads, through the same loaders as a
+user's own data: ``corpus.jsonl`` (pretraining), ``tasks/*.yaml`` plus
+``general/*.jsonl`` (the lm-eval suite) and ``stream/<task>/{train,test}.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgetbench.evaluation.task_configs import local_task_config, write_task_yaml
+from forgetbench.hashing import stable_hash
+from forgetbench.jsonl import read_jsonl, write_jsonl
+from forgetbench.tiny.stream_tasks import STREAM_TASKS, stream_task_rows
+from forgetbench.tiny.world import GENERAL_TASKS, World, WorldSpec, build_world, corpus
+
+FORMAT_VERSION = 1  # bump when generation changes, so caches are rebuilt
+
+
+@dataclass(frozen=True)
+class WorldFiles:
+    root: Path
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus.jsonl"
+
+    @property
+    def tasks_dir(self) -> Path:
+        return self.root / "tasks"
+
+    def stream_file(self, task: str, split: str) -> Path:
+        return self.root / "stream" / task / f"{split}.jsonl"
+
+    def all_texts(self) -> list[str]:
+        """Every text in the world (the tokenizer's vocabulary is built from them)."""
+        texts = []
+        for path in sorted(self.root.rglob("*.jsonl")):
+            for row in read_jsonl(path):
+                texts.extend(str(v) if not isinstance(v, list) else " ".join(v) for v in row.values())
+        return texts
+
+
+def general_task_name(kind: str) -> str:
+    return f"tiny_world_{kind}"
+
+
+def world_key(spec: WorldSpec) -> str:
+    return stable_hash({"spec": spec.to_dict(), "format": FORMAT_VERSION})
+
+
+def materialize_world(spec: WorldSpec, cache_dir: str | Path) -> WorldFiles:
+    """The world's files under ``cache_dir``, generated on first use.
+
+    Written to a temporary folder and renamed into place, so a crash never
+    leaves a half-written world behind.
+    """
+    root = Path(cache_dir) / "worlds" / f"world-{world_key(spec)}"
+    if root.is_dir():
+        return WorldFiles(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
+    try:
+        _write_world(build_world(spec), WorldFiles(tmp), final=WorldFiles(root))
+        os.replace(tmp, root)
+    except OSError:
+        if not root.is_dir():  # another process may have won the race; that is fine
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return WorldFiles(root)
+
+
+def _write_world(world: World, files: WorldFiles, final: WorldFiles) -> None:
+    write_jsonl(files.corpus, corpus(world))
+    for kind, make in GENERAL_TASKS.items():
+        write_jsonl(files.root / "general" / f"{kind}.jsonl", make(world))
+        # task YAMLs name the final location, where the data will be once renamed
+        config = local_task_config(general_task_name(kind), final.root / "general" / f"{kind}.jsonl",
+                                   "multiple_choice")
+        write_task_yaml(config, files.tasks_dir)
+    for task in STREAM_TASKS:
+        train, test = stream_task_rows(world, task)
+        write_jsonl(files.stream_file(task, "train"), train)
+        write_jsonl(files.stream_file(task, "test"), test)

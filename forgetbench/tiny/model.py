@@ -1,0 +1,115 @@
+"""The default experiment's base model: built from a config, pretrained on the tiny world, cached.
+
+Pretraining runs once per (world, architecture, pretraining) hash; later runs
+load the saved directory through :func:`forgetbench.models.load_pretrained`,
+exactly as a Hub model is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
+
+from forgetbench.errors import ForgetbenchError
+from forgetbench.hashing import stable_hash
+from forgetbench.methods.base import Method
+from forgetbench.models import LoadedModel, default_device, load_pretrained
+from forgetbench.jsonl import read_jsonl
+from forgetbench.tiny.files import materialize_world, world_key
+from forgetbench.tiny.tokenizer import build_word_tokenizer
+from forgetbench.tiny.world import WorldSpec
+from forgetbench.training import TrainConfig, train_on_task
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURES = ("decoder", "encoder-decoder")
+
+
+@dataclass
+class TinyWorldModel:
+    """A small Llama (decoder) or T5 (encoder-decoder) that learns the tiny world first.
+
+    Attributes:
+        name: short name used in run names and tables.
+        architecture: "decoder" or "encoder-decoder".
+        hidden_size, num_layers, num_heads, ffn_size: the transformer's shape
+            (encoder-decoder: num_layers each for encoder and decoder).
+        world: the world it is pretrained on.
+        pretrain: how it is pretrained (loss on every token).
+        cache_dir: where pretrained models are kept, by hash.
+        init_seed: seed of the random initialisation and pretraining order.
+    """
+
+    name: str
+    architecture: str
+    world: WorldSpec
+    cache_dir: str
+    hidden_size: int = 128
+    num_layers: int = 3
+    num_heads: int = 4
+    ffn_size: int = 512
+    init_seed: int = 0
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ForgetbenchError(f"model.architecture={self.architecture!r} is not valid; choose one of {ARCHITECTURES}")
+
+    def load(self, device: torch.device | None = None) -> LoadedModel:
+        return load_pretrained(self.name, self.resolve_path(), dtype="float32", device=device)
+
+    def cache_key(self) -> str:
+        shape = {k: v for k, v in asdict(self).items() if k not in ("name", "cache_dir", "world", "pretrain")}
+        return stable_hash({"world": world_key(self.world), "shape": shape, "pretrain": asdict(self.pretrain)})
+
+    def resolve_path(self) -> str:
+        """The pretrained model's directory, pretraining it first if it is not cached."""
+        target = Path(self.cache_dir) / "models" / f"{self.name}-{self.cache_key()}"
+        if target.is_dir():
+            log.info(f"base model {self.name} found in cache: {target}")
+            return str(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+        try:
+            self._pretrain_into(tmp)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return str(target)
+
+    def _pretrain_into(self, folder: Path) -> None:
+        files = materialize_world(self.world, self.cache_dir)
+        tokenizer = build_word_tokenizer(files.all_texts())
+        torch.manual_seed(self.init_seed)
+        model = self._build(len(tokenizer), tokenizer).to(default_device())
+        log.info(f"pretraining {self.name} ({sum(p.numel() for p in model.parameters()):,} parameters) "
+                 f"on the tiny world: {self.pretrain.steps} steps")
+        corpus = Dataset.from_list(read_jsonl(files.corpus))
+        train_on_task(model, tokenizer, corpus, self.pretrain, Method(), seed=self.init_seed, label="pretrain")
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    def _build(self, vocab_size: int, tokenizer) -> torch.nn.Module:
+        special = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+        if self.architecture == "decoder":
+            config = LlamaConfig(
+                vocab_size=vocab_size, hidden_size=self.hidden_size, num_hidden_layers=self.num_layers,
+                num_attention_heads=self.num_heads, num_key_value_heads=self.num_heads,
+                intermediate_size=self.ffn_size, max_position_embeddings=256, tie_word_embeddings=True,
+                bos_token_id=tokenizer.bos_token_id, **special,
+            )
+            return LlamaForCausalLM(config)
+        config = T5Config(
+            vocab_size=vocab_size, d_model=self.hidden_size, d_ff=self.ffn_size, num_layers=self.num_layers,
+            num_heads=self.num_heads, d_kv=self.hidden_size // self.num_heads, dropout_rate=0.0,
+            decoder_start_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, **special,
+        )
+        return T5ForConditionalGeneration(config)

@@ -1,0 +1,32 @@
+"""A word-level tokenizer for the tiny world.
+
+A word-level vocabulary is what lets a sub-million-parameter model learn the
+world in a minute on a CPU (a character-level one of the same size learned
+far less in five times as long). It is a real ``tokenizers`` tokenizer wrapped
+in ``PreTrainedTokenizerFast``, so it saves, loads and runs inside lm-eval like
+any Hub tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>"}
+
+
+def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A tokenizer whose vocabulary is every whitespace-separated word of ``texts``.
+
+    Encoding adds no special tokens: training appends EOS itself, and lm-eval
+    scores continuations on the plain words.
+    """
+    words = sorted({word for text in texts for word in text.split()})
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS.values())}
+    vocab.update({word: len(vocab) + i for i, word in enumerate(words)})
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
+    return PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL_TOKENS)

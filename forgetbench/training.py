@@ -1,0 +1,184 @@
+"""Fine-tune a model on one task: the inner loop of every step of a stream.
+
+A hand-written loop rather than ``transformers.Trainer`` because methods plug
+into it (an extra loss term, the batches fed to training), a resumed run must
+repeat an interrupted step bit for bit, and the loop stays readable in one
+sitting. Batching reuses ``DataCollatorForSeq2Seq``, which pads inputs and
+labels (with -100) for decoder-only and encoder-decoder models alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from datasets import Dataset
+from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
+
+from forgetbench.errors import ForgetbenchError, TrainingDiverged
+
+if TYPE_CHECKING:
+    from forgetbench.methods.base import Method
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """How one task is trained.
+
+    Attributes:
+        steps: optimizer steps per task (each a full effective batch).
+        epochs: if set, overrides ``steps`` with epochs × examples / effective batch.
+        batch_size: examples per forward pass.
+        grad_accum: forward passes per optimizer step (effective batch = their product).
+        lr: peak learning rate.
+        schedule: "constant" or "cosine" (decay to zero over the task).
+        warmup_steps: linear warmup at the start of each task.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: gradient clipping norm (0 disables it).
+        max_length: examples are truncated to this many tokens.
+        loss_on_prompt: also train on prompt tokens (pretraining); the stream masks them.
+        reset_optimizer: a fresh optimizer per task (as in Luo et al. 2023).
+        log_every: steps between progress lines.
+    """
+
+    steps: int = 300
+    epochs: float | None = None
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 3e-4
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 512
+    loss_on_prompt: bool = False
+    reset_optimizer: bool = True
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("constant", "cosine"):
+            raise ForgetbenchError(f"train.schedule={self.schedule!r} is not valid; choose constant or cosine")
+
+    def total_steps(self, n_examples: int) -> int:
+        if self.epochs is None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * n_examples / (self.batch_size * self.grad_accum)))
+
+
+def tokenize_pairs(
+    dataset: Dataset, tokenizer: PreTrainedTokenizerBase, encoder_decoder: bool, config: TrainConfig
+) -> Dataset:
+    """Turn ``prompt``/``response`` rows into ``input_ids``/``labels``.
+
+    Decoder-only: the sequence is prompt, response, EOS, and the loss covers the
+    response (and EOS) unless ``loss_on_prompt``. Encoder-decoder: the prompt
+    goes to the encoder, the response and EOS are the labels.
+    """
+
+    def encode(row: dict) -> dict:
+        prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        response = tokenizer(" " + row["response"], add_special_tokens=False)["input_ids"]
+        response = response + [tokenizer.eos_token_id]
+        if encoder_decoder:
+            return {"input_ids": prompt[: config.max_length], "labels": response[: config.max_length]}
+        ids = (prompt + response)[-config.max_length :]  # keep the response when truncating
+        masked = prompt if config.loss_on_prompt else [-100] * len(prompt)
+        labels = (masked + response)[-config.max_length :]
+        return {"input_ids": ids, "labels": labels}
+
+    return dataset.map(encode, remove_columns=dataset.column_names, desc="tokenizing")
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total: int):
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        if config.schedule == "cosine":
+            return warm * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        return warm
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@dataclass
+class TaskResult:
+    steps: int
+    final_loss: float
+    tokens: int
+    seconds: float
+
+
+def train_on_task(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Dataset,
+    config: TrainConfig,
+    method: Method,
+    seed: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    label: str = "",
+) -> tuple[TaskResult, torch.optim.Optimizer]:
+    """Train ``model`` in place on ``examples`` for one task.
+
+    Batches are drawn in an order fixed by ``seed`` alone, so rerunning a step
+    after a crash sees the same data. Raises :class:`TrainingDiverged` when the
+    loss stops being finite.
+    """
+    device = next(model.parameters()).device
+    data = tokenize_pairs(examples, tokenizer, model.config.is_encoder_decoder, config)
+    collate = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=config.batch_size, shuffle=True, collate_fn=collate, generator=generator, drop_last=False
+    )
+    total = config.total_steps(len(data))
+    if optimizer is None or config.reset_optimizer:
+        optimizer = build_optimizer(model, config)
+    scheduler = _scheduler(optimizer, config, total)
+    model.train()
+    batches = _endless(loader)
+    step, tokens, start, loss_value = 0, 0, time.perf_counter(), float("nan")
+    while step < total:
+        # 1) accumulate gradients over grad_accum forward passes
+        for _ in range(config.grad_accum):
+            batch = {k: v.to(device) for k, v in next(batches).items()}
+            loss = model(**batch).loss
+            extra = method.extra_loss(model)
+            if extra is not None:
+                loss = loss + extra
+            (loss / config.grad_accum).backward()
+            tokens += int(batch["attention_mask"].sum())
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}")
+        # 2) clip, step, schedule
+        if config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        if step % config.log_every == 0 or step == total:
+            _log_progress(label, step, total, loss_value, tokens, time.perf_counter() - start)
+    return TaskResult(step, loss_value, tokens, time.perf_counter() - start), optimizer
+
+
+def _endless(loader):
+    while True:
+        yield from loader
+
+
+def _log_progress(label: str, step: int, total: int, loss: float, tokens: int, seconds: float) -> None:
+    rate = tokens / max(seconds, 1e-9)
+    eta = seconds / step * (total - step)
+    log.info(f"[{label}] step {step}/{total} loss {loss:.4f} {rate:,.0f} tokens/s eta {eta:.0f}s")
