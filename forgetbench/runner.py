@@ -109,6 +109,7 @@ class Recipe:
 
     def run(self) -> Path:
         n = len(self.stream)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_status(finished=False)
         if self.done < 0:
             self._record(0, "", time.perf_counter())
@@ -125,6 +126,7 @@ class Recipe:
             )
             self.method.after_task(self.loaded.model, examples, task.name, step)
             self._record(step, task.name, start)
+            _log_eta(step, n, time.perf_counter() - start)
         self._write_status(finished=True)
         if not self.cfg.keep_checkpoint:
             remove_checkpoint(self.run_dir)
@@ -158,6 +160,11 @@ class Recipe:
         general = rows[(rows["eval_kind"] == "general") & (rows["metric"] == "acc")]
         _log_summary(general)
         return path
+
+
+def _log_eta(step: int, total: int, seconds: float) -> None:
+    remaining = (total - step) * seconds
+    log.info(f"step {step}/{total} done in {seconds:.1f}s; run ETA {remaining:.0f}s")
 
 
 def _log_summary(general: pd.DataFrame) -> None:

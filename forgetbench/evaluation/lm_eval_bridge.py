@@ -73,6 +73,7 @@ class LmEvalBridge:
         self.specs: list[tuple[str | dict, int | None]] = suite.task_shots()
         self.specs += [(dict(c), None) for c in stream_configs]
         self._check_known([name for name, _ in suite.task_shots()])
+        self._lm = None  # one HFLM per model object: it holds a reference, training updates it in place
 
     def _check_known(self, names: list[str]) -> None:
         known = set(self.task_manager.all_tasks)
@@ -88,11 +89,8 @@ class LmEvalBridge:
     def evaluate(self, loaded: LoadedModel, label: str = "") -> Evaluation:
         """Score every task; the model is back in train mode afterwards."""
         from lm_eval import simple_evaluate
-        from lm_eval.models.huggingface import HFLM
 
-        backend = "seq2seq" if loaded.model.config.is_encoder_decoder else "causal"
-        lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, backend=backend,
-                  batch_size=self.suite.batch_size)
+        lm = self._wrap(loaded)
         scores, items = [], []
         try:
             for index, (spec, shots) in enumerate(self.specs, start=1):
@@ -113,6 +111,16 @@ class LmEvalBridge:
         finally:
             loaded.model.train()
         return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
+
+
+    def _wrap(self, loaded: LoadedModel):
+        from lm_eval.models.huggingface import HFLM
+
+        if self._lm is None or self._lm.model is not loaded.model:
+            backend = "seq2seq" if loaded.model.config.is_encoder_decoder else "causal"
+            self._lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, backend=backend,
+                            batch_size=self.suite.batch_size)
+        return self._lm
 
 
 def _scores(out: dict, seconds: float) -> list[TaskScore]:

@@ -9,6 +9,7 @@ run checkpoint so a resumed run equals an uninterrupted one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,10 +17,15 @@ from datasets import Dataset
 from transformers import PreTrainedModel
 
 
+@dataclass
 class Method:
-    """Plain behaviour: train every parameter, add nothing."""
+    """Plain behaviour: train every parameter, add nothing.
 
-    name = "base"
+    Attributes:
+        name: the method's name in run names and the results table.
+    """
+
+    name: str = "base"
 
     def prepare_model(self, model: PreTrainedModel) -> PreTrainedModel:
         """Wrap or freeze the model before step 0 (e.g. add adapters)."""

@@ -1,7 +1,10 @@
 """Full fine-tuning: every weight trains on every task, nothing protects the past."""
 
+from dataclasses import dataclass
+
 from forgetbench.methods.base import Method
 
 
+@dataclass
 class Full(Method):
-    name = "full"
+    name: str = "full"

@@ -42,6 +42,10 @@ def read_rows(path: str | Path, task: str, split: str) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise ForgetbenchError(f"stream task {task!r}: {split} file {str(path)!r} does not exist")
+    with path.open() as f:
+        blank = not f.read(4096).strip()
+    if blank:
+        raise ForgetbenchError(f"stream task {task!r}: {split} file {str(path)!r} is empty")
     try:
         rows = load_dataset("json", data_files=str(path), split="train")
     except Exception as err:  # datasets wraps JSON errors in several exception types

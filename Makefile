@@ -1,0 +1,36 @@
+# Set-up is two commands: `make install`, then `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Without a GPU, torch is installed first from this CPU wheel spec, so that pip does not pull a
+# multi-GB CUDA build. On a CPU machine whose pip has no local CPU wheel, use for example
+#   make install TORCH_CPU="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_CPU ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+
+.PHONY: install test lint default clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "GPU found: torch comes from the project's dependencies (CUDA build)"; \
+	else \
+		echo "no GPU: installing the CPU build first ($(TORCH_CPU))"; \
+		$(BIN)/python -m pip install -q $(TORCH_CPU); \
+	fi
+	$(BIN)/python -m pip install -q -e ".[dev]"
+
+test:
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check forgetbench tests
+	$(BIN)/ruff format --check forgetbench tests
+
+default:
+	$(BIN)/python -m forgetbench
+
+clean:
+	rm -rf .cache results/*/ .pytest_cache

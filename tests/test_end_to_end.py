@@ -1,0 +1,83 @@
+"""The real CLI, end to end, on small tiny-world runs of both architectures."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from forgetbench.results import read_items, read_results
+from tests.conftest import SMALL, run_cli, start_cli
+
+GENERAL = {"tiny_world_knowledge", "tiny_world_continuation", "tiny_world_reading"}
+STREAM = {"stream_translate", "stream_count", "stream_reverse"}
+TRAINED = {0: "", 1: "translate", 2: "count", 3: "reverse"}
+
+
+def _check_complete_run(rows: pd.DataFrame) -> None:
+    """Exactly one acc row per (step, eval task): 4 steps × 6 tasks."""
+    assert len(rows) == 24
+    assert set(zip(rows["step"], rows["eval_task"])) == {(s, t) for s in range(4) for t in GENERAL | STREAM}
+    assert set(rows["metric"]) == {"acc"}
+    assert dict(zip(rows["step"], rows["trained_task"])) == TRAINED
+    assert set(rows.loc[rows["eval_task"].isin(STREAM), "eval_kind"]) == {"stream"}
+    assert set(rows.loc[rows["eval_task"].isin(GENERAL), "eval_kind"]) == {"general"}
+    assert rows["value"].between(0, 1).all() and (rows["n"] > 0).all() and rows["stderr"].notna().all()
+    assert rows["config_hash"].nunique() == 1 and (rows["n_params"] > 0).all()
+
+
+def test_multirun_over_both_architectures(tmp_path, cache_dir) -> None:
+    done = run_cli(["-m", "model=tiny_decoder,tiny_encdec", *SMALL], tmp_path, cache_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = tmp_path / "results" / "tiny_world" / "multirun"
+    runs = sorted(p.parent for p in sweep.rglob("results.parquet"))
+    assert len(runs) == 2
+    rows = read_results(sweep)
+    assert set(rows["architecture"]) == {"decoder", "encoder-decoder"}
+    for model, run_rows in rows.groupby("model"):
+        _check_complete_run(run_rows)
+    for run in runs:
+        assert (run / "report.md").read_text().count("| tiny_world_") == 3
+        assert (run / "forgetting_curves.png").stat().st_size > 10_000
+        items = read_items(run)
+        assert set(items["step"]) == {0, 1, 2, 3}
+        assert len(items) == 4 * (3 * 16 + 3 * 12)  # every item of every task at every step
+        assert not (run / "checkpoint").exists()  # keep_checkpoint=false
+
+    before = {p: p.stat().st_mtime_ns for p in sweep.rglob("results.parquet")}
+    again = run_cli(["-m", "model=tiny_decoder,tiny_encdec", *SMALL], tmp_path, cache_dir)
+    assert again.returncode == 0
+    assert "already finished" in again.stdout + again.stderr
+    assert before == {p: p.stat().st_mtime_ns for p in sweep.rglob("results.parquet")}
+
+
+def _table(root) -> pd.DataFrame:
+    rows = read_results(root / "results")
+    return rows.drop(columns=["wall_time"]).sort_values(["step", "eval_task", "metric"]).reset_index(drop=True)
+
+
+def test_killed_run_resumes_to_the_same_table(tmp_path, cache_dir) -> None:
+    args = [*SMALL, "train.steps=40"]
+    straight = run_cli(args, tmp_path / "straight", cache_dir)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    root = tmp_path / "killed"
+    results = root / "results" / "tiny_world" / "tiny_decoder-full-seed0" / "results.parquet"
+    process = start_cli(args, root, cache_dir)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if results.exists() and read_results(results)["step"].max() >= 1:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.kill()  # SIGKILL: no cleanup, as in a crash
+    process.wait()
+    partial = read_results(results)
+    assert partial["step"].max() < 3
+
+    resumed = run_cli(args, root, cache_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout + resumed.stderr
+    pd.testing.assert_frame_equal(_table(root), _table(tmp_path / "straight"))
+    assert len(read_items(results.parent)) == len(read_items(tmp_path / "straight" / "results" / "tiny_world"
+                                                             / "tiny_decoder-full-seed0"))

@@ -1,0 +1,71 @@
+"""Bad input: a clear one-line error naming the bad value, a non-zero exit, no results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from forgetbench.results import read_results
+from tests.conftest import SMALL, run_cli
+
+
+def _no_results(root) -> bool:
+    return not list((root / "results").rglob("results.parquet")) if (root / "results").exists() else True
+
+
+def _error_line(done) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.startswith("forgetbench: error:")]
+    assert len(lines) == 1, done.stderr[-2000:]
+    return lines[0]
+
+
+def test_unknown_config_option(tmp_path, cache_dir) -> None:
+    done = run_cli(["model=tiny_nope"], tmp_path, cache_dir)
+    assert done.returncode != 0
+    assert "tiny_nope" in done.stderr and "tiny_decoder" in done.stderr  # Hydra lists the valid options
+    assert _no_results(tmp_path)
+
+
+def test_model_path_that_does_not_exist(tmp_path, cache_dir) -> None:
+    done = run_cli(["model=bloomz_1b1", "model.path=/no/such/model", *SMALL_NO_MODEL], tmp_path, cache_dir)
+    assert done.returncode == 2
+    assert "model.path='/no/such/model' does not exist" in _error_line(done)
+    assert _no_results(tmp_path) and not (tmp_path / "results" / "tiny_world" / "bloomz-1b1-full-seed0").exists()
+
+
+def test_eval_task_lm_eval_does_not_know(tmp_path, cache_dir) -> None:
+    done = run_cli([*SMALL, "eval.tasks=[tiny_world_knowlege]"], tmp_path, cache_dir)
+    assert done.returncode == 2
+    line = _error_line(done)
+    assert "'tiny_world_knowlege' is not known to lm-eval" in line and "tiny_world_knowledge" in line
+    assert _no_results(tmp_path)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("", "is empty"),
+    ('{"prompt": "a", "response": \n', "is not valid JSON lines"),
+    ('{"question": "a b"}\n', "lacks columns ['prompt', 'response']"),
+])
+def test_bad_stream_task_file(tmp_path, cache_dir, content: str, message: str) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    good = tmp_path / "test.jsonl"
+    good.write_text(json.dumps({"prompt": "a", "response": "b"}) + "\n")
+    tasks = f"stream.tasks=[{{name: mine, train: '{bad}', test: '{good}'}}]"
+    done = run_cli([*SMALL, "stream=local", tasks], tmp_path, cache_dir)
+    assert done.returncode == 2
+    line = _error_line(done)
+    assert "stream task 'mine'" in line and message in line and str(bad) in line
+    assert _no_results(tmp_path)
+
+
+def test_diverging_loss_stops_and_keeps_completed_steps(tmp_path, cache_dir) -> None:
+    done = run_cli([*SMALL, "train.lr=1e30", "train.max_grad_norm=0"], tmp_path, cache_dir)
+    assert done.returncode == 2
+    assert "loss became" in _error_line(done)
+    rows = read_results(tmp_path / "results")
+    assert set(rows["step"]) == {0}  # step 0 was completed and is kept
+
+
+SMALL_NO_MODEL = [o for o in SMALL if not o.startswith("model.")]

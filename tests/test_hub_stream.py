@@ -1,0 +1,46 @@
+"""The Hub stream's code path on a local folder laid out like the Hub dataset."""
+
+from __future__ import annotations
+
+import pytest
+
+from forgetbench.errors import ForgetbenchError
+from forgetbench.jsonl import write_jsonl
+from forgetbench.streams.hub import HubStream
+
+# GEM/wiki_auto_asset_turk's columns, a few hand-written rows
+ROWS = [{"source": f"The committee , which was formed in {1900 + i} , met often .",
+         "target": f"The committee met often since {1900 + i} .", "gem_id": f"w{i}"} for i in range(10)]
+
+
+def _stream(folder, cache, **task) -> HubStream:
+    spec = {"name": "wiki_auto", "path": str(folder), "prompt": "Simplify: {source}\nSimplified:",
+            "response": "{target}", "test_split": "validation", "n_train": 6, "n_test": 3, **task}
+    return HubStream(name="luo2023", tasks=[spec], cache_dir=str(cache))
+
+
+def test_hub_stream_reads_a_local_copy(tmp_path) -> None:
+    write_jsonl(tmp_path / "data" / "train.jsonl", ROWS)
+    write_jsonl(tmp_path / "data" / "validation.jsonl", ROWS[:4])
+    [task] = _stream(tmp_path / "data", tmp_path / "cache").load()
+    assert len(task.train) == 6
+    assert task.train[0]["prompt"].startswith("Simplify: The committee")
+    assert task.train[0]["response"].startswith("The committee met often since")
+    assert task.eval_config["task"] == "stream_wiki_auto"
+    assert task.eval_config["output_type"] == "loglikelihood"
+
+
+def test_one_split_gives_disjoint_train_and_test(tmp_path) -> None:
+    write_jsonl(tmp_path / "data" / "train.jsonl", ROWS)
+    [task] = _stream(tmp_path / "data", tmp_path / "cache", test_split="train", n_train=None).load()
+    test_file = task.eval_config["dataset_kwargs"]["data_files"]["test"]
+    test_prompts = {line for line in open(test_file)}
+    assert len(task.train) == 7 and len(test_prompts) == 3
+    assert not {r["prompt"] for r in task.train} & {__import__("json").loads(x)["prompt"] for x in test_prompts}
+
+
+def test_template_naming_a_missing_column(tmp_path) -> None:
+    write_jsonl(tmp_path / "data" / "train.jsonl", ROWS)
+    write_jsonl(tmp_path / "data" / "validation.jsonl", ROWS[:4])
+    with pytest.raises(ForgetbenchError, match=r"template names column 'document'.*columns: \["):
+        _stream(tmp_path / "data", tmp_path / "cache", prompt="{document}").load()

@@ -1,0 +1,58 @@
+"""The generated world is deterministic and its eval sets are really held out."""
+
+from __future__ import annotations
+
+from forgetbench.tiny.files import materialize_world
+from forgetbench.tiny.stream_tasks import STREAM_TASKS, stream_task_rows
+from forgetbench.tiny.world import RELATIONS, WorldSpec, build_world, corpus, knowledge_items
+
+SPEC = WorldSpec(n_people=24, n_eval=16, n_stream_train=64, n_stream_eval=12, n_routine_docs=20, n_reading_docs=20)
+
+
+def test_same_seed_same_text_other_seed_other_text() -> None:
+    assert corpus(build_world(SPEC)) == corpus(build_world(SPEC))
+    other = WorldSpec(**{**SPEC.to_dict(), "seed": 1})
+    assert corpus(build_world(other)) != corpus(build_world(SPEC))
+
+
+def test_knowledge_questions_are_never_asked_in_the_corpus() -> None:
+    world = build_world(SPEC)
+    prompts = {doc["prompt"] for doc in corpus(world)}
+    items = knowledge_items(world)
+    assert len(items) == SPEC.n_eval
+    for item in items:
+        assert item["question"] not in prompts
+        person = next(word for word in item["question"].split() if word in world.facts)
+        assert person not in world.qa_people
+        answer = item["choices"][item["answer"]]
+        assert answer in world.facts[person].values()
+
+
+def test_every_fact_is_stated_in_the_corpus() -> None:
+    world = build_world(SPEC)
+    texts = [f"{d['prompt']} {d['response']}" for d in corpus(world)]
+    for person in world.tested_people:
+        for relation, value in world.facts[person].items():
+            assert any(person in t.split() and value in t.split() for t in texts), (person, relation, value)
+    assert set(RELATIONS) == {"home", "job", "pet", "color"}
+
+
+def test_stream_test_prompts_are_unseen_and_answers_are_among_choices() -> None:
+    world = build_world(SPEC)
+    for name in STREAM_TASKS:
+        train, test = stream_task_rows(world, name)
+        seen = {row["prompt"] for row in train}
+        assert len(test) == SPEC.n_stream_eval
+        for item in test:
+            assert item["question"] not in seen
+            assert len(set(item["choices"])) == 4
+
+
+def test_materialize_is_cached_and_complete(tmp_path) -> None:
+    first = materialize_world(SPEC, tmp_path)
+    again = materialize_world(SPEC, tmp_path)
+    assert first.root == again.root
+    assert sorted(p.name for p in first.tasks_dir.glob("*.yaml")) == [
+        "tiny_world_continuation.yaml", "tiny_world_knowledge.yaml", "tiny_world_reading.yaml"]
+    assert all(first.stream_file(t, s).stat().st_size > 0 for t in STREAM_TASKS for s in ("train", "test"))
+    assert not list(tmp_path.glob("worlds/.tmp-*"))
