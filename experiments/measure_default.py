@@ -46,8 +46,10 @@ def main() -> None:
     print(f"wall time, first run (world + pretraining + stream): {cold:.1f} s")
     print(f"wall time, second run (base model cached):          {warm:.1f} s")
     for task, row in table.iterrows():
-        print(f"{task:26s} base {row.start:.3f}  final {row.final:.3f}  drop {100 * row['drop']:.1f} points "
-              f"({row.drop_pct:.1f}%)  FG {row.fg:.1f}")
+        print(
+            f"{task:26s} base {row.start:.3f}  final {row.final:.3f}  drop {100 * row['drop']:.1f} points "
+            f"({row.drop_pct:.1f}%)  FG {row.fg:.1f}"
+        )
     print("stream accuracy matrix (row: after step, column: task):")
     print(stream.round(3).to_string())
 

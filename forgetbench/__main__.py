@@ -17,14 +17,17 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and datasets' bars; prog
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from forgetbench.checkpoint import CHECKPOINT_DIR  # noqa: E402
 from forgetbench.errors import ForgetbenchError  # noqa: E402
+from forgetbench.hashing import stable_hash  # noqa: E402
 from forgetbench.results import RESULTS_FILE  # noqa: E402
 from forgetbench.runner import run_experiment  # noqa: E402
 
 log = logging.getLogger("forgetbench")
+# names multirun job folders (conf/hydra/default.yaml): override lists are too long for a folder name
+OmegaConf.register_new_resolver("forgetbench_hash", lambda text: stable_hash(text, 8), replace=True)
 
 
 def _remove_if_empty(run_dir: Path) -> None:

@@ -50,8 +50,12 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_model(model, str(tmp / "model.safetensors"))
-    state = {"step": step, "optimizer": optimizer.state_dict() if optimizer else None,
-             "method": method_state, "rng": rng_state()}
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict() if optimizer else None,
+        "method": method_state,
+        "rng": rng_state(),
+    }
     torch.save(state, tmp / "state.pt")
     # swap: the old checkpoint stays readable (as .old) until the new one is in place
     if final.exists():

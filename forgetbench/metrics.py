@@ -47,12 +47,14 @@ def forgetting_table(rows: pd.DataFrame, metric: str = "acc", eval_kind: str = "
     for task in matrix.columns:
         scores = matrix[task].dropna()
         start, final = scores.iloc[0], scores.iloc[-1]
-        records.append({
-            "eval_task": task,
-            "start": start,
-            "final": final,
-            "drop": start - final,
-            "drop_pct": (start - final) / start * 100 if start else float("nan"),
-            "fg": luo_forgetting(scores),
-        })
+        records.append(
+            {
+                "eval_task": task,
+                "start": start,
+                "final": final,
+                "drop": start - final,
+                "drop_pct": (start - final) / start * 100 if start else float("nan"),
+                "fg": luo_forgetting(scores),
+            }
+        )
     return pd.DataFrame(records).set_index("eval_task")

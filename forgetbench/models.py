@@ -68,8 +68,14 @@ class PretrainedModel:
     gradient_checkpointing: bool = False
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
-        return load_pretrained(self.name, self.resolve_path(), self.dtype, self.attn_implementation,
-                               self.gradient_checkpointing, device or default_device())
+        return load_pretrained(
+            self.name,
+            self.resolve_path(),
+            self.dtype,
+            self.attn_implementation,
+            self.gradient_checkpointing,
+            device or default_device(),
+        )
 
     def resolve_path(self) -> str:
         return self.path

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from forgetbench.metrics import forgetting_table, score_matrix
+from forgetbench.streams.base import stream_eval_name
 
 REPORT_FILE = "report.md"
 CURVES_FILE = "forgetting_curves.png"
@@ -36,8 +37,14 @@ def plot_curves(rows: pd.DataFrame, metric: str = "acc") -> plt.Figure:
     for i, kind in enumerate(("general", "stream")):
         matrix = score_matrix(rows, metric, kind)
         for j, task in enumerate(matrix.columns):
-            ax.plot(matrix.index, matrix[task], marker="o", linestyle="-" if kind == "general" else "--",
-                    color=palette((j + 3 * i) % 10), label=task)
+            ax.plot(
+                matrix.index,
+                matrix[task],
+                marker="o",
+                linestyle="-" if kind == "general" else "--",
+                color=palette((j + 3 * i) % 10),
+                label=task,
+            )
     steps = sorted(rows["step"].unique())
     trained = rows.drop_duplicates("step").set_index("step")["trained_task"]
     ax.set_xticks(steps, [f"{s}\n{trained.get(s) or 'base'}" for s in steps], fontsize=8)
@@ -56,6 +63,9 @@ def render_report(rows: pd.DataFrame, metric: str = "acc") -> str:
     run = rows.iloc[0]
     general = forgetting_table(rows, metric, "general")
     stream = score_matrix(rows, metric, "stream")
+    trained = rows.drop_duplicates("step").sort_values("step")["trained_task"]
+    order = [stream_eval_name(t) for t in trained if stream_eval_name(t) in stream.columns]
+    stream = stream[order + [c for c in stream.columns if c not in order]]  # columns in training order
     lines = [
         f"# forgetbench run {run['run_id']}",
         "",

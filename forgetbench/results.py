@@ -22,35 +22,39 @@ from forgetbench.errors import ForgetbenchError
 RESULTS_FILE = "results.parquet"
 ITEMS_DIR = "items"
 
-SCHEMA = pa.schema([
-    pa.field("run_id", pa.string()),  # the run directory's name
-    pa.field("experiment", pa.string()),
-    pa.field("model", pa.string()),  # model config name, e.g. bloomz-1b1
-    pa.field("n_params", pa.int64()),
-    pa.field("architecture", pa.string()),  # decoder | encoder-decoder
-    pa.field("method", pa.string()),
-    pa.field("seed", pa.int64()),
-    pa.field("step", pa.int64()),  # 0 = before any fine-tuning, k = after the k-th task
-    pa.field("trained_task", pa.string()),  # the task trained at this step ("" at step 0)
-    pa.field("eval_kind", pa.string()),  # general (the eval suite) | stream (held-out stream task)
-    pa.field("eval_task", pa.string()),
-    pa.field("metric", pa.string()),
-    pa.field("value", pa.float64()),
-    pa.field("stderr", pa.float64()),
-    pa.field("n", pa.int64()),  # examples scored
-    pa.field("wall_time", pa.float64()),  # seconds since the run started, when this step was evaluated
-    pa.field("config_hash", pa.string()),  # hash of the resolved config (paths excluded)
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string()),  # the run directory's name
+        pa.field("experiment", pa.string()),
+        pa.field("model", pa.string()),  # model config name, e.g. bloomz-1b1
+        pa.field("n_params", pa.int64()),
+        pa.field("architecture", pa.string()),  # decoder | encoder-decoder
+        pa.field("method", pa.string()),
+        pa.field("seed", pa.int64()),
+        pa.field("step", pa.int64()),  # 0 = before any fine-tuning, k = after the k-th task
+        pa.field("trained_task", pa.string()),  # the task trained at this step ("" at step 0)
+        pa.field("eval_kind", pa.string()),  # general (the eval suite) | stream (held-out stream task)
+        pa.field("eval_task", pa.string()),
+        pa.field("metric", pa.string()),
+        pa.field("value", pa.float64()),
+        pa.field("stderr", pa.float64()),
+        pa.field("n", pa.int64()),  # examples scored
+        pa.field("wall_time", pa.float64()),  # seconds since the run started, when this step was evaluated
+        pa.field("config_hash", pa.string()),  # hash of the resolved config (paths excluded)
+    ]
+)
 
-ITEM_SCHEMA = pa.schema([
-    pa.field("step", pa.int64()),
-    pa.field("eval_task", pa.string()),
-    pa.field("doc_id", pa.int64()),
-    pa.field("target", pa.string()),
-    pa.field("pred", pa.int64()),  # index of the highest-scoring choice (-1: not multiple choice)
-    pa.field("correct", pa.float64()),
-    pa.field("logliks", pa.list_(pa.float32())),
-])
+ITEM_SCHEMA = pa.schema(
+    [
+        pa.field("step", pa.int64()),
+        pa.field("eval_task", pa.string()),
+        pa.field("doc_id", pa.int64()),
+        pa.field("target", pa.string()),
+        pa.field("pred", pa.int64()),  # index of the highest-scoring choice (-1: not multiple choice)
+        pa.field("correct", pa.float64()),
+        pa.field("logliks", pa.list_(pa.float32())),
+    ]
+)
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:

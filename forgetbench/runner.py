@@ -121,8 +121,14 @@ class Recipe:
             self.method.before_task(self.loaded.model, task.name, step)
             examples = self.method.training_examples(task.train, task.name, step)
             _, self.optimizer = train_on_task(
-                self.loaded.model, self.loaded.tokenizer, examples, self.train_config, self.method,
-                seed=self.cfg.seed * 1000 + step, optimizer=self.optimizer, label=f"step {step}/{n} {task.name}",
+                self.loaded.model,
+                self.loaded.tokenizer,
+                examples,
+                self.train_config,
+                self.method,
+                seed=self.cfg.seed * 1000 + step,
+                optimizer=self.optimizer,
+                label=f"step {step}/{n} {task.name}",
             )
             self.method.after_task(self.loaded.model, examples, task.name, step)
             self._record(step, task.name, start)
@@ -135,22 +141,37 @@ class Recipe:
     def _record(self, step: int, trained_task: str, start: float) -> None:
         """Evaluate, append the step's rows, then checkpoint (in that order: see _resume)."""
         evaluation = self.bridge.evaluate(self.loaded, label=f"step {step}/{len(self.stream)}")
-        self.table.append_step(self._rows(evaluation, step, trained_task, time.perf_counter() - start),
-                               evaluation.items, step)
+        self.table.append_step(
+            self._rows(evaluation, step, trained_task, time.perf_counter() - start), evaluation.items, step
+        )
         optimizer = None if self.train_config.reset_optimizer else self.optimizer
         save_checkpoint(self.run_dir, step, self.loaded.model, optimizer, self.method.state_dict())
 
     def _rows(self, evaluation: Evaluation, step: int, trained_task: str, seconds: float) -> list[dict]:
         stream_names = {t.eval_name for t in self.stream}
         common = {
-            "run_id": self.run_dir.name, "experiment": self.cfg.experiment_name, "model": self.loaded.name,
-            "n_params": self.loaded.n_params, "architecture": self.loaded.architecture,
-            "method": self.cfg.method.name, "seed": self.cfg.seed, "step": step, "trained_task": trained_task,
-            "wall_time": seconds, "config_hash": self.hash,
+            "run_id": self.run_dir.name,
+            "experiment": self.cfg.experiment_name,
+            "model": self.loaded.name,
+            "n_params": self.loaded.n_params,
+            "architecture": self.loaded.architecture,
+            "method": self.cfg.method.name,
+            "seed": self.cfg.seed,
+            "step": step,
+            "trained_task": trained_task,
+            "wall_time": seconds,
+            "config_hash": self.hash,
         }
         return [
-            {**common, "eval_kind": "stream" if s.eval_task in stream_names else "general", "eval_task": s.eval_task,
-             "metric": s.metric, "value": s.value, "stderr": s.stderr, "n": s.n}
+            {
+                **common,
+                "eval_kind": "stream" if s.eval_task in stream_names else "general",
+                "eval_task": s.eval_task,
+                "metric": s.metric,
+                "value": s.value,
+                "stderr": s.stderr,
+                "n": s.n,
+            }
             for s in evaluation.scores
         ]
 

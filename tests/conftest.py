@@ -20,11 +20,18 @@ CONF_DIR = ROOT / "conf"
 # A world and models small enough that a whole run takes seconds (targets are checked
 # separately, at default sizes, in test_default_experiment.py).
 SMALL_WORLD = [
-    "world.n_people=24", "world.n_eval=16", "world.n_stream_train=64", "world.n_stream_eval=12",
-    "world.n_routine_docs=40", "world.n_reading_docs=40",
+    "world.n_people=24",
+    "world.n_eval=16",
+    "world.n_stream_train=64",
+    "world.n_stream_eval=12",
+    "world.n_routine_docs=40",
+    "world.n_reading_docs=40",
 ]
 SMALL_MODEL = [
-    "model.hidden_size=32", "model.ffn_size=64", "model.num_layers=2", "model.num_heads=2",
+    "model.hidden_size=32",
+    "model.ffn_size=64",
+    "model.num_layers=2",
+    "model.num_heads=2",
     "model.pretrain.steps=20",
 ]
 SMALL_TRAIN = ["train.steps=8", "train.batch_size=8", "train.log_every=4"]
@@ -40,8 +47,15 @@ def cache_dir(tmp_path_factory) -> Path:
 def _command(args: list[str], root: Path, cache: Path) -> list[str]:
     flags = [a for a in args if a.startswith("-")]  # Hydra wants flags (-m) before the overrides
     overrides = [a for a in args if not a.startswith("-")]
-    return [sys.executable, "-m", "forgetbench", *flags, f"paths.root_dir={root}", f"paths.cache_dir={cache}",
-            *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "forgetbench",
+        *flags,
+        f"paths.root_dir={root}",
+        f"paths.cache_dir={cache}",
+        *overrides,
+    ]
 
 
 def run_cli(args: list[str], root: Path, cache: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -50,8 +64,7 @@ def run_cli(args: list[str], root: Path, cache: Path, timeout: int = 600) -> sub
 
 
 def start_cli(args: list[str], root: Path, cache: Path) -> subprocess.Popen:
-    return subprocess.Popen(_command(args, root, cache), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(_command(args, root, cache), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def compose(overrides: list[str]):

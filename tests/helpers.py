@@ -24,14 +24,34 @@ def tiny_model(kind: str, texts: list[str], seed: int = 0) -> tuple[PreTrainedMo
     ids = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
     torch.manual_seed(seed)
     if kind == "bloom":
-        model = BloomForCausalLM(BloomConfig(hidden_size=32, n_layer=2, n_head=2, bos_token_id=tokenizer.bos_token_id, **ids))
+        model = BloomForCausalLM(
+            BloomConfig(hidden_size=32, n_layer=2, n_head=2, bos_token_id=tokenizer.bos_token_id, **ids)
+        )
     elif kind == "llama":
-        model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                             num_attention_heads=2, num_key_value_heads=2,
-                                             max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id, **ids))
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=2,
+                max_position_embeddings=256,
+                bos_token_id=tokenizer.bos_token_id,
+                **ids,
+            )
+        )
     elif kind == "mt5":
-        model = MT5ForConditionalGeneration(MT5Config(d_model=32, d_ff=64, d_kv=16, num_layers=2, num_heads=2,
-                                                      decoder_start_token_id=tokenizer.pad_token_id, **ids))
+        model = MT5ForConditionalGeneration(
+            MT5Config(
+                d_model=32,
+                d_ff=64,
+                d_kv=16,
+                num_layers=2,
+                num_heads=2,
+                decoder_start_token_id=tokenizer.pad_token_id,
+                **ids,
+            )
+        )
     else:
         raise ValueError(kind)
     return model, tokenizer

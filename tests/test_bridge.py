@@ -56,7 +56,9 @@ def test_bridge_accuracy_equals_direct_scoring(kind: str, tmp_path) -> None:
 
     model.eval()  # mT5 has dropout: score deterministically, as lm-eval did
     direct = [[_direct_logliks(model, tokenizer, it["question"], c) for c in it["choices"]] for it in items]
-    expected_acc = sum(max(range(4), key=row.__getitem__) == it["answer"] for row, it in zip(direct, items)) / len(items)
+    expected_acc = sum(max(range(4), key=row.__getitem__) == it["answer"] for row, it in zip(direct, items)) / len(
+        items
+    )
     [score] = [s for s in evaluation.scores if s.metric == "acc"]
     assert score.eval_task == "probe_mc" and score.n == len(items)
     assert score.value == pytest.approx(expected_acc)

@@ -34,7 +34,7 @@ def test_multirun_over_both_architectures(tmp_path, cache_dir) -> None:
     assert len(runs) == 2
     rows = read_results(sweep)
     assert set(rows["architecture"]) == {"decoder", "encoder-decoder"}
-    for model, run_rows in rows.groupby("model"):
+    for _model, run_rows in rows.groupby("model"):
         _check_complete_run(run_rows)
     for run in runs:
         assert (run / "report.md").read_text().count("| tiny_world_") == 3
@@ -79,5 +79,6 @@ def test_killed_run_resumes_to_the_same_table(tmp_path, cache_dir) -> None:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stdout + resumed.stderr
     pd.testing.assert_frame_equal(_table(root), _table(tmp_path / "straight"))
-    assert len(read_items(results.parent)) == len(read_items(tmp_path / "straight" / "results" / "tiny_world"
-                                                             / "tiny_decoder-full-seed0"))
+    assert len(read_items(results.parent)) == len(
+        read_items(tmp_path / "straight" / "results" / "tiny_world" / "tiny_decoder-full-seed0")
+    )

@@ -42,11 +42,14 @@ def test_eval_task_lm_eval_does_not_know(tmp_path, cache_dir) -> None:
     assert _no_results(tmp_path)
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("", "is empty"),
-    ('{"prompt": "a", "response": \n', "is not valid JSON lines"),
-    ('{"question": "a b"}\n', "lacks columns ['prompt', 'response']"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ('{"prompt": "a", "response": \n', "is not valid JSON lines"),
+        ('{"question": "a b"}\n', "lacks columns ['prompt', 'response']"),
+    ],
+)
 def test_bad_stream_task_file(tmp_path, cache_dir, content: str, message: str) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)

@@ -9,13 +9,27 @@ from forgetbench.jsonl import write_jsonl
 from forgetbench.streams.hub import HubStream
 
 # GEM/wiki_auto_asset_turk's columns, a few hand-written rows
-ROWS = [{"source": f"The committee , which was formed in {1900 + i} , met often .",
-         "target": f"The committee met often since {1900 + i} .", "gem_id": f"w{i}"} for i in range(10)]
+ROWS = [
+    {
+        "source": f"The committee , which was formed in {1900 + i} , met often .",
+        "target": f"The committee met often since {1900 + i} .",
+        "gem_id": f"w{i}",
+    }
+    for i in range(10)
+]
 
 
 def _stream(folder, cache, **task) -> HubStream:
-    spec = {"name": "wiki_auto", "path": str(folder), "prompt": "Simplify: {source}\nSimplified:",
-            "response": "{target}", "test_split": "validation", "n_train": 6, "n_test": 3, **task}
+    spec = {
+        "name": "wiki_auto",
+        "path": str(folder),
+        "prompt": "Simplify: {source}\nSimplified:",
+        "response": "{target}",
+        "test_split": "validation",
+        "n_train": 6,
+        "n_test": 3,
+        **task,
+    }
     return HubStream(name="luo2023", tasks=[spec], cache_dir=str(cache))
 
 

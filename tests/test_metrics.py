@@ -11,11 +11,13 @@ from forgetbench.metrics import forgetting_table, luo_forgetting, score_matrix
 
 
 def _rows(scores: dict[str, list[float]], kind: str = "general") -> pd.DataFrame:
-    return pd.DataFrame([
-        {"step": step, "eval_task": task, "eval_kind": kind, "metric": "acc", "value": value}
-        for task, values in scores.items()
-        for step, value in enumerate(values)
-    ])
+    return pd.DataFrame(
+        [
+            {"step": step, "eval_task": task, "eval_kind": kind, "metric": "acc", "value": value}
+            for task, values in scores.items()
+            for step, value in enumerate(values)
+        ]
+    )
 
 
 def test_luo_forgetting_by_hand() -> None:
@@ -24,8 +26,12 @@ def test_luo_forgetting_by_hand() -> None:
 
 
 def test_forgetting_table_by_hand() -> None:
-    rows = pd.concat([_rows({"knowledge": [0.8, 0.7, 0.6, 0.4], "reading": [0.5, 0.55, 0.5, 0.45]}),
-                      _rows({"stream_a": [0.2, 0.9, 0.5, 0.3]}, kind="stream")])
+    rows = pd.concat(
+        [
+            _rows({"knowledge": [0.8, 0.7, 0.6, 0.4], "reading": [0.5, 0.55, 0.5, 0.45]}),
+            _rows({"stream_a": [0.2, 0.9, 0.5, 0.3]}, kind="stream"),
+        ]
+    )
     table = forgetting_table(rows)
     assert list(table.index) == ["knowledge", "reading"]  # stream tasks are not general ability
     k, r = table.loc["knowledge"], table.loc["reading"]

@@ -14,16 +14,28 @@ from tests.helpers import save_tiny_model
 WORLD = WorldSpec(n_people=24, n_eval=16, n_stream_train=64, n_stream_eval=12, n_routine_docs=40, n_reading_docs=40)
 
 
-@pytest.mark.parametrize(("config", "kind", "class_name", "architecture"), [
-    ("bloomz_1b1", "bloom", "BloomForCausalLM", "decoder"),
-    ("mt0_small", "mt5", "MT5ForConditionalGeneration", "encoder-decoder"),
-])
+@pytest.mark.parametrize(
+    ("config", "kind", "class_name", "architecture"),
+    [
+        ("bloomz_1b1", "bloom", "BloomForCausalLM", "decoder"),
+        ("mt0_small", "mt5", "MT5ForConditionalGeneration", "encoder-decoder"),
+    ],
+)
 def test_hub_model_config_runs_on_a_local_stand_in(config, kind, class_name, architecture, tmp_path, cache_dir):
     texts = materialize_world(WORLD, cache_dir).all_texts()  # the stand-in's vocabulary covers the world
     model_dir = save_tiny_model(kind, texts, tmp_path / f"{kind}-stand-in")
     assert class_name in (model_dir / "config.json").read_text()
-    cfg = compose([f"model={config}", f"model.path={model_dir}", "model.dtype=float32",
-                   f"paths.root_dir={tmp_path}", f"paths.cache_dir={cache_dir}", *SMALL_WORLD, *SMALL_TRAIN])
+    cfg = compose(
+        [
+            f"model={config}",
+            f"model.path={model_dir}",
+            "model.dtype=float32",
+            f"paths.root_dir={tmp_path}",
+            f"paths.cache_dir={cache_dir}",
+            *SMALL_WORLD,
+            *SMALL_TRAIN,
+        ]
+    )
     run_dir = tmp_path / "run"
     report = run_experiment(cfg, run_dir)
 

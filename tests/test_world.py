@@ -53,6 +53,9 @@ def test_materialize_is_cached_and_complete(tmp_path) -> None:
     again = materialize_world(SPEC, tmp_path)
     assert first.root == again.root
     assert sorted(p.name for p in first.tasks_dir.glob("*.yaml")) == [
-        "tiny_world_continuation.yaml", "tiny_world_knowledge.yaml", "tiny_world_reading.yaml"]
+        "tiny_world_continuation.yaml",
+        "tiny_world_knowledge.yaml",
+        "tiny_world_reading.yaml",
+    ]
     assert all(first.stream_file(t, s).stat().st_size > 0 for t in STREAM_TASKS for s in ("train", "test"))
     assert not list(tmp_path.glob("worlds/.tmp-*"))

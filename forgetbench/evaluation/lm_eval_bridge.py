@@ -97,10 +97,17 @@ class LmEvalBridge:
                 name = spec if isinstance(spec, str) else spec["task"]
                 start = time.perf_counter()
                 out = simple_evaluate(
-                    model=lm, tasks=[spec], num_fewshot=shots, task_manager=self.task_manager,
+                    model=lm,
+                    tasks=[spec],
+                    num_fewshot=shots,
+                    task_manager=self.task_manager,
                     limit=self.suite.limit,
-                    cache_requests=False, log_samples=True, bootstrap_iters=100,
-                    random_seed=None, numpy_random_seed=None, torch_random_seed=None,
+                    cache_requests=False,
+                    log_samples=True,
+                    bootstrap_iters=100,
+                    random_seed=None,
+                    numpy_random_seed=None,
+                    torch_random_seed=None,
                 )
                 seconds = time.perf_counter() - start
                 task_scores = _scores(out, seconds)
@@ -112,14 +119,14 @@ class LmEvalBridge:
             loaded.model.train()
         return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
 
-
     def _wrap(self, loaded: LoadedModel):
         from lm_eval.models.huggingface import HFLM
 
         if self._lm is None or self._lm.model is not loaded.model:
             backend = "seq2seq" if loaded.model.config.is_encoder_decoder else "causal"
-            self._lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, backend=backend,
-                            batch_size=self.suite.batch_size)
+            self._lm = HFLM(
+                pretrained=loaded.model, tokenizer=loaded.tokenizer, backend=backend, batch_size=self.suite.batch_size
+            )
         return self._lm
 
 
@@ -151,12 +158,14 @@ def _items(out: dict) -> pd.DataFrame:
             logliks = [float(r[0]) for r in s["filtered_resps"]]
             multiple = len(logliks) > 1
             pred = int(max(range(len(logliks)), key=logliks.__getitem__)) if multiple else -1
-            rows.append({
-                "eval_task": task,
-                "doc_id": int(s["doc_id"]),
-                "target": str(s["target"]),
-                "pred": pred,
-                "correct": float(s.get("acc", float("nan"))),
-                "logliks": logliks,
-            })
+            rows.append(
+                {
+                    "eval_task": task,
+                    "doc_id": int(s["doc_id"]),
+                    "target": str(s["target"]),
+                    "pred": pred,
+                    "correct": float(s.get("acc", float("nan"))),
+                    "logliks": logliks,
+                }
+            )
     return pd.DataFrame(rows)

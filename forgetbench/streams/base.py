@@ -77,7 +77,9 @@ def local_stream_task(name: str, train_file: str | Path, test_file: str | Path, 
     kind = "multiple_choice" if all(c in test.column_names for c in CHOICE_COLUMNS) else "loglikelihood"
     if kind == "loglikelihood":
         require_columns(test, PAIR_COLUMNS, name, f"test file {str(test_file)!r}")
-    return StreamTask(name, train.select_columns(list(PAIR_COLUMNS)), local_task_config(stream_eval_name(name), Path(test_file), kind))
+    return StreamTask(
+        name, train.select_columns(list(PAIR_COLUMNS)), local_task_config(stream_eval_name(name), Path(test_file), kind)
+    )
 
 
 def apply_order(tasks: list[StreamTask], order: list[str] | None) -> list[StreamTask]:

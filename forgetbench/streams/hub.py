@@ -19,8 +19,8 @@ from datasets import Dataset, load_dataset
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.task_configs import local_task_config
 from forgetbench.hashing import stable_hash
-from forgetbench.streams.base import StreamTask, apply_order, stream_eval_name
 from forgetbench.jsonl import write_jsonl
+from forgetbench.streams.base import StreamTask, apply_order, stream_eval_name
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,9 @@ def _split(spec: HubTaskSpec, split: str) -> Dataset:
         return load_dataset(spec.path, spec.subset, split=split)
     except Exception as err:  # offline, missing split, bad ID: datasets raises many types
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ForgetbenchError(f"stream task {spec.name!r}: cannot load {spec.path!r} split {split!r}: {first}") from err
+        raise ForgetbenchError(
+            f"stream task {spec.name!r}: cannot load {spec.path!r} split {split!r}: {first}"
+        ) from err
 
 
 def _pairs(rows: Dataset, spec: HubTaskSpec, skip: int, limit: int | None, seed: int) -> Dataset:
@@ -100,8 +102,10 @@ def _pairs(rows: Dataset, spec: HubTaskSpec, skip: int, limit: int | None, seed:
     random.Random(seed).shuffle(indices)
     rows = rows.select(indices[skip : skip + limit if limit else None])
     try:
-        return rows.map(lambda r: {"prompt": spec.prompt.format(**r), "response": spec.response.format(**r)},
-                        remove_columns=rows.column_names)
+        return rows.map(
+            lambda r: {"prompt": spec.prompt.format(**r), "response": spec.response.format(**r)},
+            remove_columns=rows.column_names,
+        )
     except KeyError as err:
         raise ForgetbenchError(
             f"stream task {spec.name!r}: template names column {err} which {spec.path!r} lacks; "

@@ -32,7 +32,9 @@ class TinyWorldStream:
     def load(self) -> list[StreamTask]:
         unknown = [t for t in self.tasks if t not in STREAM_TASKS]
         if unknown:
-            raise ForgetbenchError(f"stream.tasks has unknown tiny-world tasks {unknown}; valid: {sorted(STREAM_TASKS)}")
+            raise ForgetbenchError(
+                f"stream.tasks has unknown tiny-world tasks {unknown}; valid: {sorted(STREAM_TASKS)}"
+            )
         files = materialize_world(self.world, self.cache_dir)
         loaded = [
             local_stream_task(t, files.stream_file(t, "train"), files.stream_file(t, "test"), self.max_train_examples)

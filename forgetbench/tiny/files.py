@@ -81,8 +81,7 @@ def _write_world(world: World, files: WorldFiles, final: WorldFiles) -> None:
     for kind, make in GENERAL_TASKS.items():
         write_jsonl(files.root / "general" / f"{kind}.jsonl", make(world))
         # task YAMLs name the final location, where the data will be once renamed
-        config = local_task_config(general_task_name(kind), final.root / "general" / f"{kind}.jsonl",
-                                   "multiple_choice")
+        config = local_task_config(general_task_name(kind), final.root / "general" / f"{kind}.jsonl", "multiple_choice")
         write_task_yaml(config, files.tasks_dir)
     for task in STREAM_TASKS:
         train, test = stream_task_rows(world, task)

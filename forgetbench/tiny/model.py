@@ -20,9 +20,9 @@ from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForCondition
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.hashing import stable_hash
+from forgetbench.jsonl import read_jsonl
 from forgetbench.methods.base import Method
 from forgetbench.models import LoadedModel, default_device, load_pretrained
-from forgetbench.jsonl import read_jsonl
 from forgetbench.tiny.files import materialize_world, world_key
 from forgetbench.tiny.tokenizer import build_word_tokenizer
 from forgetbench.tiny.world import WorldSpec
@@ -61,7 +61,9 @@ class TinyWorldModel:
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise ForgetbenchError(f"model.architecture={self.architecture!r} is not valid; choose one of {ARCHITECTURES}")
+            raise ForgetbenchError(
+                f"model.architecture={self.architecture!r} is not valid; choose one of {ARCHITECTURES}"
+            )
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
         return load_pretrained(self.name, self.resolve_path(), dtype="float32", device=device)
@@ -90,8 +92,10 @@ class TinyWorldModel:
         tokenizer = build_word_tokenizer(files.all_texts())
         torch.manual_seed(self.init_seed)
         model = self._build(len(tokenizer), tokenizer).to(default_device())
-        log.info(f"pretraining {self.name} ({sum(p.numel() for p in model.parameters()):,} parameters) "
-                 f"on the tiny world: {self.pretrain.steps} steps")
+        log.info(
+            f"pretraining {self.name} ({sum(p.numel() for p in model.parameters()):,} parameters) "
+            f"on the tiny world: {self.pretrain.steps} steps"
+        )
         corpus = Dataset.from_list(read_jsonl(files.corpus))
         train_on_task(model, tokenizer, corpus, self.pretrain, Method(), seed=self.init_seed, label="pretrain")
         model.save_pretrained(folder)
@@ -101,15 +105,28 @@ class TinyWorldModel:
         special = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
         if self.architecture == "decoder":
             config = LlamaConfig(
-                vocab_size=vocab_size, hidden_size=self.hidden_size, num_hidden_layers=self.num_layers,
-                num_attention_heads=self.num_heads, num_key_value_heads=self.num_heads,
-                intermediate_size=self.ffn_size, max_position_embeddings=256, tie_word_embeddings=True,
-                bos_token_id=tokenizer.bos_token_id, **special,
+                vocab_size=vocab_size,
+                hidden_size=self.hidden_size,
+                num_hidden_layers=self.num_layers,
+                num_attention_heads=self.num_heads,
+                num_key_value_heads=self.num_heads,
+                intermediate_size=self.ffn_size,
+                max_position_embeddings=256,
+                tie_word_embeddings=True,
+                bos_token_id=tokenizer.bos_token_id,
+                **special,
             )
             return LlamaForCausalLM(config)
         config = T5Config(
-            vocab_size=vocab_size, d_model=self.hidden_size, d_ff=self.ffn_size, num_layers=self.num_layers,
-            num_heads=self.num_heads, d_kv=self.hidden_size // self.num_heads, dropout_rate=0.0,
-            decoder_start_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, **special,
+            vocab_size=vocab_size,
+            d_model=self.hidden_size,
+            d_ff=self.ffn_size,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            d_kv=self.hidden_size // self.num_heads,
+            dropout_rate=0.0,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,
+            **special,
         )
         return T5ForConditionalGeneration(config)

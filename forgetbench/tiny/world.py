@@ -23,25 +23,46 @@ from dataclasses import asdict, dataclass
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
 
-JOBS = ["baker", "farmer", "doctor", "teacher", "painter", "sailor", "miner", "singer",
-        "tailor", "hunter", "writer", "potter"]
+JOBS = [
+    "baker",
+    "farmer",
+    "doctor",
+    "teacher",
+    "painter",
+    "sailor",
+    "miner",
+    "singer",
+    "tailor",
+    "hunter",
+    "writer",
+    "potter",
+]
 PETS = ["cat", "dog", "horse", "goat", "bird", "fish", "rabbit", "snake"]
 COLORS = ["red", "blue", "green", "yellow", "black", "white", "orange", "purple"]
 NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 # relation -> (value pool key, statement templates used in the corpus, question used for QA)
 RELATIONS: dict[str, tuple[str, list[str], str]] = {
-    "home": ("cities", ["{p} lives in {v} .", "{p} is from the city of {v} .",
-                        "the home of {p} is {v} ."],
-             "question : where does {p} live ? answer :"),
-    "job": ("jobs", ["{p} works as a {v} .", "{p} earns a living as a {v} .",
-                     "the job of {p} is {v} ."],
-            "question : what is the job of {p} ? answer :"),
-    "pet": ("pets", ["{p} has a {v} .", "{p} owns a pet {v} .", "the pet of {p} is a {v} ."],
-            "question : what pet does {p} have ? answer :"),
-    "color": ("colors", ["{p} likes the color {v} .", "the favorite color of {p} is {v} .",
-                         "{p} paints everything {v} ."],
-              "question : what color does {p} like ? answer :"),
+    "home": (
+        "cities",
+        ["{p} lives in {v} .", "{p} is from the city of {v} .", "the home of {p} is {v} ."],
+        "question : where does {p} live ? answer :",
+    ),
+    "job": (
+        "jobs",
+        ["{p} works as a {v} .", "{p} earns a living as a {v} .", "the job of {p} is {v} ."],
+        "question : what is the job of {p} ? answer :",
+    ),
+    "pet": (
+        "pets",
+        ["{p} has a {v} .", "{p} owns a pet {v} .", "the pet of {p} is a {v} ."],
+        "question : what pet does {p} have ? answer :",
+    ),
+    "color": (
+        "colors",
+        ["{p} likes the color {v} .", "the favorite color of {p} is {v} .", "{p} paints everything {v} ."],
+        "question : what color does {p} like ? answer :",
+    ),
 }
 
 # Ten routines of five steps: the regular patterns of the continuation task.
@@ -81,12 +102,12 @@ class WorldSpec:
     """
 
     seed: int = 0
-    n_people: int = 120
+    n_people: int = 100
     n_cities: int = 16
-    qa_fraction: float = 0.5
+    qa_fraction: float = 0.65
     statement_repeats: int = 3
-    n_routine_docs: int = 600
-    n_reading_docs: int = 1500
+    n_routine_docs: int = 200
+    n_reading_docs: int = 300
     n_eval: int = 200
     n_stream_train: int = 2000
     n_stream_eval: int = 100
