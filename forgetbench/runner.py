@@ -24,6 +24,7 @@ from forgetbench.checkpoint import load_checkpoint, remove_checkpoint, save_chec
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
 from forgetbench.hashing import stable_hash
+from forgetbench.methods.base import TaskContext
 from forgetbench.report import write_run_report
 from forgetbench.results import RunTable
 from forgetbench.training import build_optimizer, train_on_task
@@ -69,7 +70,7 @@ class Recipe:
         self.train_config = build(self.cfg.train, "train")
         self.bridge = LmEvalBridge(build(self.cfg.eval, "eval"), [t.eval_config for t in self.stream])
         self.loaded = build(self.cfg.model, "model").load()
-        self.loaded.model = self.method.prepare_model(self.loaded.model)
+        self.loaded.model = self.method.prepare_model(self.loaded.model, [t.name for t in self.stream])
         set_seed(self.cfg.seed)  # after loading: pretraining a cached base model must not shift the RNG
         self.optimizer = None
         self.done = self._resume()
@@ -118,19 +119,28 @@ class Recipe:
                 continue
             start = time.perf_counter()
             log.info(f"step {step}/{n}: fine-tuning on {task.name}")
-            self.method.before_task(self.loaded.model, task.name, step)
-            examples = self.method.training_examples(task.train, task.name, step)
+            ctx = TaskContext(
+                self.loaded.model,
+                self.loaded.tokenizer,
+                task.name,
+                step,
+                task.train,
+                self.train_config,
+                seed=self.cfg.seed * 1000 + step,
+            )
+            self.method.before_task(ctx)
+            examples = self.method.training_examples(ctx)
             _, self.optimizer = train_on_task(
                 self.loaded.model,
                 self.loaded.tokenizer,
                 examples,
                 self.train_config,
                 self.method,
-                seed=self.cfg.seed * 1000 + step,
+                seed=ctx.seed,
                 optimizer=self.optimizer,
                 label=f"step {step}/{n} {task.name}",
             )
-            self.method.after_task(self.loaded.model, examples, task.name, step)
+            self.method.after_task(ctx)
             self._record(step, task.name, start)
             _log_eta(step, n, time.perf_counter() - start)
         self._write_status(finished=True)
@@ -140,7 +150,7 @@ class Recipe:
 
     def _record(self, step: int, trained_task: str, start: float) -> None:
         """Evaluate, append the step's rows, then checkpoint (in that order: see _resume)."""
-        evaluation = self.bridge.evaluate(self.loaded, label=f"step {step}/{len(self.stream)}")
+        evaluation = self.bridge.evaluate(self.loaded, f"step {step}/{len(self.stream)}", self.method.evaluating)
         self.table.append_step(
             self._rows(evaluation, step, trained_task, time.perf_counter() - start), evaluation.items, step
         )

@@ -95,6 +95,23 @@ def tokenize_pairs(
     return dataset.map(encode, remove_columns=dataset.column_names, desc="tokenizing")
 
 
+def make_loader(
+    examples: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    model: PreTrainedModel,
+    config: TrainConfig,
+    batch_size: int,
+    seed: int,
+) -> torch.utils.data.DataLoader:
+    """Padded, shuffled batches of ``examples``; the order depends on ``seed`` alone."""
+    data = tokenize_pairs(examples, tokenizer, model.config.is_encoder_decoder, config)
+    collate = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
+    generator = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(
+        data, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator
+    )
+
+
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total: int):
     def factor(step: int) -> float:
         warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
@@ -135,13 +152,8 @@ def train_on_task(
     loss stops being finite.
     """
     device = next(model.parameters()).device
-    data = tokenize_pairs(examples, tokenizer, model.config.is_encoder_decoder, config)
-    collate = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
-    generator = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(
-        data, batch_size=config.batch_size, shuffle=True, collate_fn=collate, generator=generator, drop_last=False
-    )
-    total = config.total_steps(len(data))
+    loader = make_loader(examples, tokenizer, model, config, config.batch_size, seed)
+    total = config.total_steps(len(examples))
     if optimizer is None or config.reset_optimizer:
         optimizer = build_optimizer(model, config)
     scheduler = _scheduler(optimizer, config, total)

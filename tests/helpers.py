@@ -15,6 +15,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from forgetbench.methods.base import Method
 from forgetbench.tiny.tokenizer import build_word_tokenizer
 
 
@@ -62,3 +63,39 @@ def save_tiny_model(kind: str, texts: list[str], folder: Path) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+class RecordingMethod(Method):
+    """A method (built from config) that records every hook call, in order."""
+
+    calls: list[str] = []
+
+    def __init__(self, name: str = "recording") -> None:
+        super().__init__(name)
+        RecordingMethod.calls = []
+
+    def prepare_model(self, model, task_names):
+        self.calls.append(f"prepare_model:{','.join(task_names)}")
+        return model
+
+    def before_task(self, ctx):
+        self.calls.append(f"before_task:{ctx.task_name}")
+
+    def training_examples(self, ctx):
+        self.calls.append(f"training_examples:{ctx.task_name}")
+        return ctx.examples
+
+    def extra_loss(self, model):
+        if not self.calls[-1].startswith("extra_loss"):
+            self.calls.append("extra_loss")
+        return None
+
+    def after_task(self, ctx):
+        self.calls.append(f"after_task:{ctx.task_name}")
+
+    def state_dict(self):
+        self.calls.append("state_dict")
+        return {}
+
+    def load_state_dict(self, state):
+        self.calls.append("load_state_dict")

@@ -12,9 +12,12 @@ Design choices, each for a reason:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -35,6 +38,15 @@ def _check_lm_eval_version() -> None:
     low, high = TESTED_LM_EVAL
     if not low <= found < high:
         raise ForgetbenchError(f"lm_eval {found} is installed; forgetbench is tested with >={low},<{high}")
+
+
+@functools.lru_cache(maxsize=8)
+def _task_manager(folders: tuple[str, ...]):
+    """Indexing lm-eval's task folders takes seconds: once per process and set of folders
+    (the jobs of a multirun share it; a changed world has a new folder, hence a new index)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=list(folders))
 
 
 @dataclass
@@ -65,10 +77,8 @@ class LmEvalBridge:
 
     def __init__(self, suite: EvalSuite, stream_configs: list[dict]) -> None:
         _check_lm_eval_version()
-        from lm_eval.tasks import TaskManager
-
         self.suite = suite
-        self.task_manager = TaskManager(include_path=[str(p) for p in suite.task_folders()])
+        self.task_manager = _task_manager(tuple(str(p) for p in suite.task_folders()))
         # registered tasks go by name (lm-eval reads their YAML); stream tasks as inline configs
         self.specs: list[tuple[str | dict, int | None]] = suite.task_shots()
         self.specs += [(dict(c), None) for c in stream_configs]
@@ -86,8 +96,15 @@ class LmEvalBridge:
                     f"see `lm-eval ls tasks` or add a folder to eval.include_path)"
                 )
 
-    def evaluate(self, loaded: LoadedModel, label: str = "") -> Evaluation:
-        """Score every task; the model is back in train mode afterwards."""
+    def evaluate(self, loaded: LoadedModel, label: str = "", context: Callable | None = None) -> Evaluation:
+        """Score every task; the model is back in train mode afterwards.
+
+        Args:
+            loaded: the model and tokenizer.
+            label: prefix of the progress lines.
+            context: ``context(model, eval_task)`` gives a context manager each task is
+                scored inside (a method's choice of adapter); none by default.
+        """
         from lm_eval import simple_evaluate
 
         lm = self._wrap(loaded)
@@ -96,19 +113,20 @@ class LmEvalBridge:
             for index, (spec, shots) in enumerate(self.specs, start=1):
                 name = spec if isinstance(spec, str) else spec["task"]
                 start = time.perf_counter()
-                out = simple_evaluate(
-                    model=lm,
-                    tasks=[spec],
-                    num_fewshot=shots,
-                    task_manager=self.task_manager,
-                    limit=self.suite.limit,
-                    cache_requests=False,
-                    log_samples=True,
-                    bootstrap_iters=100,
-                    random_seed=None,
-                    numpy_random_seed=None,
-                    torch_random_seed=None,
-                )
+                with context(loaded.model, name) if context else contextlib.nullcontext():
+                    out = simple_evaluate(
+                        model=lm,
+                        tasks=[spec],
+                        num_fewshot=shots,
+                        task_manager=self.task_manager,
+                        limit=self.suite.limit,
+                        cache_requests=False,
+                        log_samples=True,
+                        bootstrap_iters=100,
+                        random_seed=None,
+                        numpy_random_seed=None,
+                        torch_random_seed=None,
+                    )
                 seconds = time.perf_counter() - start
                 task_scores = _scores(out, seconds)
                 scores += task_scores

@@ -1,20 +1,49 @@
 """The hooks a method can implement; every one is a no-op here.
 
-The runner calls them in this order for each task of the stream:
-``prepare_model`` (once, before step 0), then per task ``before_task``,
-``training_examples``, ``extra_loss`` (every forward pass), ``after_task``.
+The runner calls them in this order: ``prepare_model`` (once, before step 0),
+then for each task of the stream ``before_task``, ``training_examples``,
+``extra_loss`` (every forward pass), ``after_task``. Each per-task hook gets a
+:class:`TaskContext`.
 ``state_dict``/``load_state_dict`` carry the method's own state through the
 run checkpoint so a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from datasets import Dataset
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    from forgetbench.training import TrainConfig
+
+
+@dataclass
+class TaskContext:
+    """What a method may look at around one task of the stream.
+
+    Attributes:
+        model: the model being trained (as returned by ``prepare_model``).
+        tokenizer: its tokenizer.
+        task_name: the stream task.
+        step: its position in the stream (1-based; step 0 is the base evaluation).
+        examples: the task's own training examples (``prompt``/``response``).
+        train_config: how the task is trained.
+        seed: the seed of this step's data order.
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    task_name: str
+    step: int
+    examples: Dataset
+    train_config: TrainConfig
+    seed: int
 
 
 @dataclass
@@ -27,26 +56,48 @@ class Method:
 
     name: str = "base"
 
-    def prepare_model(self, model: PreTrainedModel) -> PreTrainedModel:
-        """Wrap or freeze the model before step 0 (e.g. add adapters)."""
+    def prepare_model(self, model: PreTrainedModel, task_names: list[str]) -> PreTrainedModel:
+        """Wrap or freeze the model before step 0 (e.g. add adapters); ``task_names`` is the stream."""
         return model
 
-    def before_task(self, model: PreTrainedModel, task_name: str, step: int) -> None:
-        """Called before training on the task at stream position ``step``."""
+    def before_task(self, ctx: TaskContext) -> None:
+        """Called before training on a task."""
 
-    def training_examples(self, examples: Dataset, task_name: str, step: int) -> Dataset:
+    def training_examples(self, ctx: TaskContext) -> Dataset:
         """The examples actually trained on (replay mixes old data in here)."""
-        return examples
+        return ctx.examples
 
     def extra_loss(self, model: PreTrainedModel) -> torch.Tensor | None:
         """A term added to the task loss at every forward pass (penalties)."""
         return None
 
-    def after_task(self, model: PreTrainedModel, examples: Dataset, task_name: str, step: int) -> None:
+    def after_task(self, ctx: TaskContext) -> None:
         """Called after training on a task, before it is evaluated."""
+
+    @contextlib.contextmanager
+    def evaluating(self, model: PreTrainedModel, eval_task: str) -> Iterator[None]:
+        """The model state ``eval_task`` is scored in (e.g. the task's own adapter)."""
+        yield
 
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+def trainable_snapshot(model: torch.nn.Module, device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
+    """A detached copy of every trainable parameter, by name (on ``device``, default: where it is)."""
+    return {n: p.detach().to(device or p.device, copy=True) for n, p in model.named_parameters() if p.requires_grad}
+
+
+def weighted_distance(model: torch.nn.Module, anchor: dict[str, torch.Tensor], weight: dict | None = None):
+    """Σ_i w_i (θ_i − θ*_i)² over the anchored parameters (w = 1 without ``weight``)."""
+    total = None
+    for name, param in model.named_parameters():
+        if name not in anchor:
+            continue
+        diff = (param - anchor[name].to(param.device)) ** 2
+        term = (diff * weight[name].to(param.device)).sum() if weight is not None else diff.sum()
+        total = term if total is None else total + term
+    return total

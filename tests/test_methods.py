@@ -1,0 +1,193 @@
+"""Each method's mechanism on a tiny model, its hooks, and its state through save and resume."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from datasets import Dataset
+
+from forgetbench import runner
+from forgetbench.methods.base import TaskContext
+from forgetbench.methods.ewc import EWC
+from forgetbench.methods.l2sp import L2SP
+from forgetbench.methods.lora import LoRA
+from forgetbench.methods.olora import OLoRA, adapter_name, orthogonality
+from forgetbench.methods.replay import Replay
+from forgetbench.results import read_results
+from forgetbench.training import TrainConfig, train_on_task
+from tests.conftest import SMALL, compose
+from tests.helpers import RecordingMethod, tiny_model
+
+WORDS = "add one two three four five six seven eight nine red blue green".split()
+TWO_TASKS = ["stream.tasks=[translate,count]"]
+
+
+def _examples(n: int = 16, tag: str = "a") -> Dataset:
+    return Dataset.from_list(
+        [{"prompt": f"add {WORDS[i % 9 + 1]} {tag}", "response": WORDS[(i + 3) % 9 + 1]} for i in range(n)]
+    )
+
+
+def _ctx(model, tokenizer, examples, step: int = 1) -> TaskContext:
+    return TaskContext(model, tokenizer, "t", step, examples, TrainConfig(batch_size=4), seed=step)
+
+
+def _model(kind: str = "llama"):
+    return tiny_model(kind, WORDS + ["a", "b"])
+
+
+def _nudge(model, amount: float = 0.01) -> None:
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(amount)
+
+
+@pytest.mark.parametrize("kind", ["llama", "mt5"])
+def test_l2sp_penalty_is_zero_at_the_anchor_and_grows(kind: str) -> None:
+    model, _ = _model(kind)
+    method = L2SP(strength=1.0)
+    model = method.prepare_model(model, ["t"])
+    assert float(method.extra_loss(model)) == 0.0
+    _nudge(model, 0.01)
+    small = float(method.extra_loss(model))
+    _nudge(model, 0.01)
+    n = sum(p.numel() for p in model.parameters())
+    assert small == pytest.approx(0.5 * n * 0.01**2, rel=1e-3)
+    assert float(method.extra_loss(model)) == pytest.approx(4 * small, rel=1e-3)
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_ewc_penalty_is_zero_at_the_anchor_and_grows(online: bool) -> None:
+    model, tokenizer = _model()
+    method = EWC(strength=1.0, fisher_examples=8, online=online)
+    method.prepare_model(model, ["t"])
+    assert method.extra_loss(model) is None  # nothing consolidated yet
+    method.after_task(_ctx(model, tokenizer, _examples()))
+    [(fisher, _)] = method._terms
+    assert all((f >= 0).all() for f in fisher.values()) and sum(float(f.sum()) for f in fisher.values()) > 0
+    assert float(method.extra_loss(model)) == 0.0
+    _nudge(model, 0.01)
+    first = float(method.extra_loss(model))
+    _nudge(model, 0.01)
+    assert first > 0 and float(method.extra_loss(model)) == pytest.approx(4 * first, rel=1e-3)
+    method.after_task(_ctx(model, tokenizer, _examples(tag="b"), step=2))
+    assert len(method._terms) == (1 if online else 2)
+
+
+def test_replay_batches_hold_the_configured_fraction() -> None:
+    model, tokenizer = _model()
+    method = Replay(ratio=0.25, buffer_size=6)
+    first = _examples(tag="a")
+    assert method.training_examples(_ctx(model, tokenizer, first)) is first  # nothing to replay yet
+    method.after_task(_ctx(model, tokenizer, first))
+    mixed = method.training_examples(_ctx(model, tokenizer, _examples(n=30, tag="b"), step=2))
+    replayed = sum(row["prompt"].endswith(" a") for row in mixed)
+    assert len(mixed) == 40 and replayed == 10  # 10 / 40 = 0.25
+    assert len(method.state_dict()["buffer"]) == 6
+
+
+@pytest.mark.parametrize("kind", ["llama", "mt5"])
+def test_lora_keeps_the_base_bit_identical(kind: str) -> None:
+    model, tokenizer = _model(kind)
+    method = LoRA(r=2, alpha=4)
+    model = method.prepare_model(model, ["t"])
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_on_task(model, tokenizer, _examples(), TrainConfig(steps=3, batch_size=4, lr=1e-2), method, seed=0)
+    after = dict(model.named_parameters())
+    base = [n for n in before if "lora_" not in n]
+    trained = [n for n in before if "lora_B" in n]
+    assert base and trained
+    assert all(torch.equal(before[n], after[n]) for n in base)
+    assert any(not torch.equal(before[n], after[n]) for n in trained)
+
+
+def test_olora_penalty_falls_as_subspaces_become_orthogonal() -> None:
+    model, _ = _model()
+    method = OLoRA(r=2, strength=1.0)
+    model = method.prepare_model(model, ["t1", "t2"])
+    layers = [m for m in model.modules() if isinstance(getattr(m, "lora_A", None), torch.nn.ModuleDict)]
+    with torch.no_grad():
+        for layer in layers:
+            a1, a2 = layer.lora_A[adapter_name(1)].weight, layer.lora_A[adapter_name(2)].weight
+            a1.zero_()
+            a1[0, 0] = a1[1, 1] = 1.0
+            a2.copy_(a1)  # the same subspace
+    same = float(orthogonality(model, 2))
+    with torch.no_grad():
+        for layer in layers:
+            a2 = layer.lora_A[adapter_name(2)].weight
+            a2.zero_()
+            a2[0, 2] = a2[1, 3] = 1.0  # orthogonal rows
+    assert same > 0 and float(orthogonality(model, 2)) == 0.0
+    method.before_task(TaskContext(model, None, "t2", 2, _examples(), TrainConfig(), 2))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(f".{adapter_name(2)}." in n for n in trainable)
+
+
+def _run(tmp_path, cache_dir, overrides: list[str], name: str) -> pd.DataFrame:
+    cfg = compose([f"paths.root_dir={tmp_path}", f"paths.cache_dir={cache_dir}", *SMALL, *TWO_TASKS, *overrides])
+    runner.run_experiment(cfg, tmp_path / name)
+    return read_results(tmp_path / name)
+
+
+def test_every_hook_fires_in_order(tmp_path, cache_dir) -> None:
+    _run(tmp_path, cache_dir, ["method._target_=tests.helpers.RecordingMethod", "method.name=recording"], "mock")
+    expected = ["prepare_model:translate,count", "state_dict"]
+    for task in ("translate", "count"):
+        expected += [
+            f"before_task:{task}",
+            f"training_examples:{task}",
+            "extra_loss",
+            f"after_task:{task}",
+            "state_dict",
+        ]
+    assert RecordingMethod.calls == expected
+
+
+def _values(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.sort_values(["step", "eval_task"])[["step", "eval_task", "value"]].reset_index(drop=True)
+
+
+def test_wise_with_alpha_one_equals_full(tmp_path, cache_dir) -> None:
+    full = _run(tmp_path, cache_dir, ["method=full"], "full")
+    wise = _run(tmp_path, cache_dir, ["method=wise", "method.alpha=1.0"], "wise")
+    pd.testing.assert_frame_equal(_values(full), _values(wise))
+    partial = _run(tmp_path, cache_dir, ["method=wise", "method.alpha=0.5"], "wise_half")
+    assert not _values(partial)["value"].equals(_values(full)["value"])
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_adapters_keep_the_base_and_score_each_task_with_its_own(tmp_path, cache_dir) -> None:
+    rows = _run(tmp_path, cache_dir, ["method=adapters"], "adapters")
+    general = rows[rows["eval_kind"] == "general"].pivot_table(index="step", columns="eval_task", values="value")
+    assert (general.nunique() == 1).all(), "with general=base, the base model is scored at every step"
+    stream = rows[rows["eval_kind"] == "stream"].pivot_table(index="step", columns="eval_task", values="value")
+    # count's adapter is untrained at step 1: it is scored on the base, exactly as at step 0
+    assert stream.loc[1, "stream_count"] == stream.loc[0, "stream_count"]
+    # translate keeps its own adapter: training count's adapter leaves its score untouched
+    assert stream.loc[2, "stream_translate"] == stream.loc[1, "stream_translate"]
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "adapters", "olora", "ewc", "l2sp", "replay", "wise"])
+def test_resumed_run_equals_uninterrupted(method: str, tmp_path, cache_dir, monkeypatch) -> None:
+    overrides = [f"method={method}"] + (["method.fisher_examples=16"] if method == "ewc" else [])
+    straight = _run(tmp_path, cache_dir, overrides, "straight")
+
+    save = runner.save_checkpoint
+
+    def crash_after_step_one(run_dir, step, *args):
+        save(run_dir, step, *args)
+        if step == 1:
+            raise _Crash
+
+    monkeypatch.setattr(runner, "save_checkpoint", crash_after_step_one)
+    with pytest.raises(_Crash):
+        _run(tmp_path, cache_dir, overrides, "crashed")
+    monkeypatch.setattr(runner, "save_checkpoint", save)
+    resumed = _run(tmp_path, cache_dir, overrides, "crashed")
+    pd.testing.assert_frame_equal(_values(straight), _values(resumed))
