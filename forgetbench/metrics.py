@@ -58,3 +58,37 @@ def forgetting_table(rows: pd.DataFrame, metric: str = "acc", eval_kind: str = "
             }
         )
     return pd.DataFrame(records).set_index("eval_task")
+
+
+def max_drop(scores: pd.Series) -> tuple[float, int]:
+    """The largest drop below the start, max_m (R_0 − R_m) over m ≥ 1, and the step m where it happened."""
+    scores = scores.sort_index()
+    drops = scores.iloc[0] - scores.iloc[1:]
+    if drops.empty:
+        return float("nan"), 0
+    return float(drops.max()), int(drops.idxmax())
+
+
+def stream_metrics(matrix: pd.DataFrame) -> dict[str, float]:
+    """Continual-learning metrics from the stream accuracy matrix.
+
+    ``matrix.loc[i, j]`` is R[i][j], the score on the j-th stream task after step i
+    (row 0: the base model, b_j = R[0][j]); columns in training order, T tasks.
+
+    - ACC (average accuracy) = 1/T · Σ_j R[T][j]
+    - LA (learning accuracy) = 1/T · Σ_j R[j][j]
+    - BWT (backward transfer, Lopez-Paz & Ranzato 2017) = 1/(T−1) · Σ_{j<T} (R[T][j] − R[j][j])
+    - FWT (forward transfer, ibid.) = 1/(T−1) · Σ_{j>1} (R[j−1][j] − b_j)
+    - forgetting (Chaudhry et al. 2018) = 1/(T−1) · Σ_{j<T} (max_{l∈1..T−1} R[l][j] − R[T][j])
+    """
+    r = matrix.sort_index().to_numpy(dtype=float)
+    t = r.shape[1]
+    if r.shape[0] < t + 1:
+        raise ValueError(f"the matrix has {r.shape[0] - 1} steps after the base, needs {t}")
+    last = r[t]
+    metrics = {"acc": float(last.mean()), "la": float(sum(r[j + 1, j] for j in range(t)) / t)}
+    if t > 1:
+        metrics["bwt"] = float(sum(last[j] - r[j + 1, j] for j in range(t - 1)) / (t - 1))
+        metrics["fwt"] = float(sum(r[j, j] - r[0, j] for j in range(1, t)) / (t - 1))
+        metrics["forgetting"] = float(sum(r[1:t, j].max() - last[j] for j in range(t - 1)) / (t - 1))
+    return metrics

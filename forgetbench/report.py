@@ -1,99 +1,129 @@
-"""The per-run report: a forgetting table (Markdown) and forgetting curves (PNG)."""
+"""``python -m forgetbench.report PATH... [--out DIR]``: a forgetting report across runs.
+
+PATH may be run directories, multirun directories or globs of them. The report
+folder gets report.md, report.html (self-contained), the merged results and
+items tables, summary.csv, and every figure as PNG and SVG. It is also written
+at the end of every run (into ``<run>/report``) and every multirun (into
+``<sweep>/report``, by a Hydra callback).
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from forgetbench.metrics import forgetting_table, score_matrix
-from forgetbench.streams.base import stream_eval_name
+from forgetbench.errors import ForgetbenchError
+from forgetbench.reporting.bootstrap import bootstrap_intervals
+from forgetbench.reporting.figures import fg_by_size, forgetting_curves, method_comparison, stream_heatmaps
+from forgetbench.reporting.load import load_runs
+from forgetbench.reporting.render import Report, Section, mark_best, to_html, to_markdown
+from forgetbench.reporting.summary import common_general_tasks, run_facts, run_summary, seed_summary, task_table
 
-REPORT_FILE = "report.md"
-CURVES_FILE = "forgetting_curves.png"
+REPORT_DIR = "report"
 
-
-def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A plain Markdown table (written by hand: pandas needs the optional tabulate for this)."""
-    frame = frame.reset_index()
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(_cell(v, digits) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
-def _cell(value, digits: int) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+FORMULAS = (
+    "drop = R0 − Rfinal (×100: points); FG (Luo et al. 2023) = 1/N · Σ_m (R0 − Rm)/R0 × 100; "
+    "max drop = max_m (R0 − Rm). Stream (R[i][j]: task j after step i): ACC = mean_j R[T][j]; "
+    "LA = mean_j R[j][j]; BWT = mean_{j<T} (R[T][j] − R[j][j]); FWT = mean_{j>1} (R[j−1][j] − R[0][j]); "
+    "forgetting = mean_{j<T} (max_{l<T} R[l][j] − R[T][j]). Intervals: 95% paired bootstrap over items "
+    "(1000 draws); a drop marked * has an interval excluding zero."
+)
 
 
-def plot_curves(rows: pd.DataFrame, metric: str = "acc") -> plt.Figure:
-    """Score against step, a line per eval task (general solid, stream dashed)."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    palette = plt.get_cmap("tab10")
-    for i, kind in enumerate(("general", "stream")):
-        matrix = score_matrix(rows, metric, kind)
-        for j, task in enumerate(matrix.columns):
-            ax.plot(
-                matrix.index,
-                matrix[task],
-                marker="o",
-                linestyle="-" if kind == "general" else "--",
-                color=palette((j + 3 * i) % 10),
-                label=task,
-            )
-    steps = sorted(rows["step"].unique())
-    trained = rows.drop_duplicates("step").set_index("step")["trained_task"]
-    ax.set_xticks(steps, [f"{s}\n{trained.get(s) or 'base'}" for s in steps], fontsize=8)
-    ax.set_xlabel("step (task trained)")
-    ax.set_ylabel(f"{metric} (fraction correct)")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    ax.set_title(f"{rows['model'].iloc[0]} · {rows['method'].iloc[0]}: score after each step")
-    fig.tight_layout()
-    return fig
+def write_report(paths: list[str | Path], out_dir: str | Path, metric: str = "acc") -> Path:
+    """Build the report of every run under ``paths`` into ``out_dir``; return report.md's path."""
+    out = Path(out_dir)
+    runs = load_runs(paths)
+    common, left_out = common_general_tasks(runs.rows)
+    keep = (runs.rows["eval_kind"] == "stream") | runs.rows["eval_task"].isin(common)
+    rows = runs.rows[keep]
+    items = runs.items[runs.items["eval_task"].isin(set(rows["eval_task"]))]
+    intervals = bootstrap_intervals(items)
+    tasks = task_table(rows, intervals, metric)
+    summary = run_summary(rows, tasks, metric)
+    facts = run_facts(rows)
+
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "forgetting_curves": forgetting_curves(rows, intervals, facts, common, metric),
+        "stream_matrix": stream_heatmaps(rows, facts, metric),
+    }
+    if summary["n_params"].nunique() > 1 or summary["architecture"].nunique() > 1:
+        figures["fg_by_size"] = fg_by_size(summary)
+    if summary["method"].nunique() > 1:
+        figures["method_comparison"] = method_comparison(tasks, summary)
+    for name, figure in figures.items():
+        figure.savefig(out / f"{name}.png", dpi=130, bbox_inches="tight")
+        figure.savefig(out / f"{name}.svg", bbox_inches="tight")
+        plt.close(figure)
+
+    runs.rows.to_parquet(out / "merged_results.parquet", index=False)  # not results.parquet: readers glob that
+    runs.items.to_parquet(out / "merged_items.parquet", index=False)
+    summary.to_csv(out / "summary.csv")
+    report = _assemble(summary, tasks, facts, left_out, figures)
+    (out / "report.md").write_text(to_markdown(report))
+    (out / "report.html").write_text(to_html(report, out))
+    return out / "report.md"
 
 
-def render_report(rows: pd.DataFrame, metric: str = "acc") -> str:
-    """The report's Markdown text for one run's rows."""
-    run = rows.iloc[0]
-    general = forgetting_table(rows, metric, "general")
-    stream = score_matrix(rows, metric, "stream")
-    trained = rows.drop_duplicates("step").sort_values("step")["trained_task"]
-    order = [stream_eval_name(t) for t in trained if stream_eval_name(t) in stream.columns]
-    stream = stream[order + [c for c in stream.columns if c not in order]]  # columns in training order
-    lines = [
-        f"# forgetbench run {run['run_id']}",
-        "",
-        f"model {run['model']} ({run['architecture']}, {run['n_params']:,} parameters), method {run['method']}, "
-        f"seed {run['seed']}, steps {int(rows['step'].max())}",
-        "",
-        f"## Forgetting of general ability ({metric})",
-        "",
-        "drop = R0 − Rfinal; drop_pct = drop / R0 × 100; fg = mean over steps m ≥ 1 of (R0 − Rm) / R0 × 100 "
-        "(Luo et al. 2023)",
-        "",
-        _markdown(general),
-        "",
-        f"## Stream tasks ({metric}, row = after step, column = task)",
-        "",
-        _markdown(stream),
-        "",
-        f"![forgetting curves]({CURVES_FILE})",
-        "",
+def _assemble(summary, tasks, facts, left_out, figures) -> Report:
+    notes = []
+    incomplete = facts.index[~facts["complete"]].tolist()
+    if incomplete:
+        notes.append(f"Incomplete runs (reported up to their last step): {', '.join(incomplete)}.")
+    if left_out:
+        notes.append(f"Compared on the eval tasks all runs share; left out: {', '.join(left_out)}.")
+    report = Report("forgetbench report", [Section("How to read it", "\n\n".join([FORMULAS, *notes]))])
+    summary_view = summary.copy()
+    summary_view["complete"] = summary_view["complete"].map({True: "yes", False: "INCOMPLETE"})
+    report.sections.append(Section("Runs (★ best per column)", table=mark_best(summary_view)))
+    if summary.groupby(["model", "method"]).size().max() > 1:
+        report.sections.append(Section("Across seeds (mean ± std)", table=seed_summary(summary)))
+    report.sections.append(Section("Forgetting per eval task", table=_task_view(tasks)))
+    titles = {
+        "forgetting_curves": "Forgetting curves",
+        "fg_by_size": "Forgetting against model size",
+        "stream_matrix": "Stream accuracy matrix",
+        "method_comparison": "Method comparison",
+    }
+    report.sections += [Section(titles[name], figure=f"{name}.png") for name in figures]
+    return report
+
+
+def _task_view(tasks: pd.DataFrame) -> pd.DataFrame:
+    view = tasks[["run", "eval_task", "category", "start", "final"]].copy()
+    points = tasks["drop"] * 100
+    view["drop (points, 95% CI)"] = [
+        f"{d:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]{' *' if sig else ''}"
+        for d, lo, hi, sig in zip(points, tasks["drop_low"], tasks["drop_high"], tasks["significant"])
     ]
-    return "\n".join(lines)
+    view["fg"] = tasks["fg"]
+    view["max drop (points) @ step"] = [
+        f"{m * 100:.1f} @ {s}" for m, s in zip(tasks["max_drop"], tasks["max_drop_step"])
+    ]
+    view["reads as"] = tasks["reading"]
+    return view
 
 
-def write_run_report(run_dir: Path, rows: pd.DataFrame, metric: str = "acc") -> Path:
-    """Write ``report.md`` and the curves PNG into ``run_dir``; return the report's path."""
-    fig = plot_curves(rows, metric)
-    fig.savefig(run_dir / CURVES_FILE, dpi=120)
-    plt.close(fig)
-    path = run_dir / REPORT_FILE
-    path.write_text(render_report(rows, metric))
-    return path
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="forgetbench report", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="run or multirun directories, or globs of them")
+    parser.add_argument("--out", help="report folder (default: <first path>/report)")
+    parser.add_argument("--metric", default="acc", help="the metric reported (default: acc)")
+    args = parser.parse_args(argv)
+    out = Path(args.out) if args.out else Path(args.paths[0]) / REPORT_DIR
+    try:
+        path = write_report(args.paths, out, args.metric)
+    except ForgetbenchError as err:
+        print(f"forgetbench report: error: {err}", file=sys.stderr)
+        return 2
+    print(f"forgetbench report: {path} (and report.html)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

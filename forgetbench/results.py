@@ -35,11 +35,12 @@ SCHEMA = pa.schema(
         pa.field("trained_task", pa.string()),  # the task trained at this step ("" at step 0)
         pa.field("eval_kind", pa.string()),  # general (the eval suite) | stream (held-out stream task)
         pa.field("eval_task", pa.string()),
+        pa.field("eval_category", pa.string()),  # the suite's category of the task ("stream" for stream tasks)
         pa.field("metric", pa.string()),
         pa.field("value", pa.float64()),
         pa.field("stderr", pa.float64()),
         pa.field("n", pa.int64()),  # examples scored
-        pa.field("wall_time", pa.float64()),  # seconds since the run started, when this step was evaluated
+        pa.field("wall_time", pa.float64()),  # seconds spent on this step (training and evaluation)
         pa.field("config_hash", pa.string()),  # hash of the resolved config (paths excluded)
     ]
 )
@@ -55,6 +56,17 @@ ITEM_SCHEMA = pa.schema(
         pa.field("logliks", pa.list_(pa.float32())),
     ]
 )
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """A results file in the current schema; columns added since it was written are filled in."""
+    frame = pq.read_table(path).to_pandas()
+    if "eval_category" not in frame:  # tables written before categories existed
+        frame["eval_category"] = frame["eval_kind"].where(frame["eval_kind"] == "stream", "other")
+    missing = [name for name in SCHEMA.names if name not in frame]
+    if missing:
+        raise pa.ArrowInvalid(f"columns {missing} are missing")
+    return _table(frame, SCHEMA).to_pandas()
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
@@ -78,7 +90,7 @@ class RunTable:
     def read(self) -> pd.DataFrame:
         if not self.path.exists():
             return SCHEMA.empty_table().to_pandas()
-        return pq.read_table(self.path, schema=SCHEMA).to_pandas()
+        return _read(self.path)
 
     def steps(self) -> set[int]:
         return set(self.read()["step"].unique().tolist())
@@ -115,8 +127,8 @@ def read_results(*paths: str | Path) -> pd.DataFrame:
     frames = []
     for file in files:
         try:
-            frames.append(pq.read_table(file, schema=SCHEMA).to_pandas())
-        except (pa.ArrowInvalid, OSError) as err:
+            frames.append(_read(file))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError) as err:
             raise ForgetbenchError(f"{file} is not a readable forgetbench results table ({err})") from err
     return pd.concat(frames, ignore_index=True)
 

@@ -25,7 +25,7 @@ from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
 from forgetbench.hashing import stable_hash
 from forgetbench.methods.base import TaskContext
-from forgetbench.report import write_run_report
+from forgetbench.report import REPORT_DIR, write_report
 from forgetbench.results import RunTable
 from forgetbench.training import build_optimizer, train_on_task
 
@@ -68,7 +68,8 @@ class Recipe:
         self.stream = build(self.cfg.stream, "stream").load()
         self.method = build(self.cfg.method, "method")
         self.train_config = build(self.cfg.train, "train")
-        self.bridge = LmEvalBridge(build(self.cfg.eval, "eval"), [t.eval_config for t in self.stream])
+        self.suite = build(self.cfg.eval, "eval")
+        self.bridge = LmEvalBridge(self.suite, [t.eval_config for t in self.stream])
         self.loaded = build(self.cfg.model, "model").load()
         self.loaded.model = self.method.prepare_model(self.loaded.model, [t.name for t in self.stream])
         set_seed(self.cfg.seed)  # after loading: pretraining a cached base model must not shift the RNG
@@ -176,6 +177,7 @@ class Recipe:
             {
                 **common,
                 "eval_kind": "stream" if s.eval_task in stream_names else "general",
+                "eval_category": "stream" if s.eval_task in stream_names else self.suite.category_of(s.eval_task),
                 "eval_task": s.eval_task,
                 "metric": s.metric,
                 "value": s.value,
@@ -187,10 +189,8 @@ class Recipe:
 
     def report(self) -> Path:
         rows = self.table.read()
-        path = write_run_report(self.run_dir, rows)
-        general = rows[(rows["eval_kind"] == "general") & (rows["metric"] == "acc")]
-        _log_summary(general)
-        return path
+        _log_summary(rows[(rows["eval_kind"] == "general") & (rows["metric"] == "acc")])
+        return write_report([self.run_dir], self.run_dir / REPORT_DIR)
 
 
 def _log_eta(step: int, total: int, seconds: float) -> None:

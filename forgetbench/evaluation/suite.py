@@ -24,6 +24,9 @@ class EvalSuite:
         include_path: extra folders of task YAMLs.
         world: a tiny world whose generated tasks the suite uses (null for real suites).
         cache_dir: where generated worlds are kept (with ``world``).
+        categories: category -> task names, for per-category forgetting (a task's
+            subtasks, e.g. mmlu_*, belong to its category). Category "bias" is
+            reported as a change in bias, never as forgetting.
     """
 
     name: str
@@ -34,6 +37,14 @@ class EvalSuite:
     include_path: list[str] = field(default_factory=list)
     world: WorldSpec | None = None
     cache_dir: str | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    def category_of(self, task: str) -> str:
+        """The category listing ``task`` (or a task it is a subtask of), else "other"."""
+        for category, names in self.categories.items():
+            if any(task == name or task.startswith(f"{name}_") for name in names):
+                return category
+        return "other"
 
     def task_folders(self) -> list[Path]:
         """Folders on lm-eval's include_path: the project's own, the user's, the world's."""

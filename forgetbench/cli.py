@@ -1,0 +1,15 @@
+"""The ``forgetbench`` console script: ``forgetbench report PATH...`` or, otherwise, an experiment."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "report":
+        from forgetbench.report import main as report_main
+
+        sys.exit(report_main(sys.argv[2:]))
+    from forgetbench.__main__ import main as experiment_main
+
+    experiment_main()

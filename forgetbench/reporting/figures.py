@@ -1,0 +1,130 @@
+"""The report's figures: pure functions from tables to matplotlib Figures.
+
+Okabe–Ito colours (colour-blind safe), labelled axes with units, sizes legible in print.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+import pandas as pd
+
+from forgetbench.metrics import score_matrix
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.prop_cycle": plt.cycler(color=OKABE_ITO)})
+
+
+def _label(facts: pd.DataFrame, run: str) -> str:
+    row = facts.loc[run]
+    return f"{row['model']} · {row['method']} · s{row['seed']}"
+
+
+def forgetting_curves(
+    rows: pd.DataFrame, intervals: pd.DataFrame, facts: pd.DataFrame, tasks: list[str], metric: str = "acc"
+) -> plt.Figure:
+    """Score against step per general eval task, a line per run, with its 95% band."""
+    cols = min(3, len(tasks)) or 1
+    fig, axes = plt.subplots(
+        -(-len(tasks) // cols), cols, figsize=(4.2 * cols, 3.4 * -(-len(tasks) // cols)), squeeze=False
+    )
+    for ax, task in zip(axes.flat, tasks):
+        for i, run in enumerate(facts.sort_values("n_params").index):
+            scores = rows[(rows["run"] == run) & (rows["eval_task"] == task) & (rows["metric"] == metric)]
+            scores = scores.sort_values("step")
+            color = OKABE_ITO[i % len(OKABE_ITO)]
+            ax.plot(scores["step"], scores["value"], marker="o", color=color, label=_label(facts, run))
+            band = intervals[(intervals["run"] == run) & (intervals["eval_task"] == task)].sort_values("step")
+            if len(band):
+                ax.fill_between(band["step"], band["score_low"], band["score_high"], color=color, alpha=0.15)
+        ax.set_title(task)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("step (tasks fine-tuned)")
+        ax.set_ylabel(f"{metric} (fraction)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Forgetting curves (bands: 95% bootstrap intervals)")
+    fig.tight_layout()
+    return fig
+
+
+def fg_by_size(summary: pd.DataFrame) -> plt.Figure:
+    """Luo et al.'s picture: FG against parameter count (log axis) per category, a series per architecture."""
+    categories = [c[3:] for c in summary.columns if c.startswith("fg_")]
+    fig, axes = plt.subplots(1, max(1, len(categories)), figsize=(4.2 * max(1, len(categories)), 3.4), squeeze=False)
+    for ax, category in zip(axes.flat, categories):
+        for i, (arch, group) in enumerate(summary.groupby("architecture")):
+            means = group.groupby("n_params")[f"fg_{category}"].mean()
+            ax.plot(means.index, means.values, marker="o" if arch == "decoder" else "s", color=OKABE_ITO[i], label=arch)
+        ax.set_xscale("log")
+        ax.set_title(category)
+        ax.set_xlabel("parameters (log scale)")
+        ax.set_ylabel("FG (% mean relative drop)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Forgetting against model size")
+    fig.tight_layout()
+    return fig
+
+
+def stream_heatmaps(rows: pd.DataFrame, facts: pd.DataFrame, metric: str = "acc", limit: int = 8) -> plt.Figure:
+    """The stream accuracy matrix R[step][task] of each run (up to ``limit`` runs)."""
+    runs = list(facts.index[:limit])
+    cols = min(4, len(runs))
+    fig, axes = plt.subplots(
+        -(-len(runs) // cols), cols, figsize=(3.6 * cols, 3.2 * -(-len(runs) // cols)), squeeze=False
+    )
+    for ax, run in zip(axes.flat, runs):
+        matrix = score_matrix(rows[rows["run"] == run], metric, "stream")
+        image = ax.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="cividis", aspect="auto")
+        ax.set_xticks(
+            range(len(matrix.columns)), [c.removeprefix("stream_") for c in matrix.columns], rotation=30, fontsize=8
+        )
+        ax.set_yticks(range(len(matrix.index)), matrix.index)
+        for (i, j), value in np.ndenumerate(matrix.to_numpy()):
+            ax.text(
+                j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.5 else "black"
+            )
+        ax.set_title(_label(facts, run), fontsize=9)
+        ax.set_xlabel("stream task")
+        ax.set_ylabel("after step")
+    for ax in list(axes.flat)[len(runs) :]:
+        ax.axis("off")
+    fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label=f"{metric} (fraction)")
+    fig.suptitle("Stream accuracy matrix")
+    return fig
+
+
+def method_comparison(tasks: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
+    """Per method: final drop of each general task (with its 95% interval), and the stream's final accuracy."""
+    runs = summary.index
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    task_names = sorted(tasks["eval_task"].unique())
+    width = 0.8 / max(1, len(task_names))
+    labels = [f"{summary.loc[r, 'method']}" for r in runs]
+    for k, task in enumerate(task_names):
+        sub = tasks[tasks["eval_task"] == task].set_index("run").reindex(runs)
+        x = np.arange(len(runs)) + k * width
+        err = np.abs(np.vstack([sub["drop"] - sub["drop_low"], sub["drop_high"] - sub["drop"]])) * 100
+        left.bar(x, sub["drop"] * 100, width, yerr=err, capsize=2, color=OKABE_ITO[k % 8], label=task)
+    left.set_xticks(np.arange(len(runs)) + 0.4 - width / 2, labels, rotation=30)
+    left.set_ylabel("final drop (points)")
+    left.axhline(0, color="black", linewidth=0.8)
+    left.legend(fontsize=7)
+    left.set_title("General ability lost (lower is better)")
+    if "stream_acc" in summary:
+        right.bar(range(len(runs)), summary["stream_acc"], color=OKABE_ITO[2], label="ACC (final)")
+        right.scatter(range(len(runs)), summary["stream_la"], color="black", zorder=3, label="LA (at its step)")
+        right.set_xticks(range(len(runs)), labels, rotation=30)
+        right.set_ylim(0, 1)
+        right.set_ylabel("stream accuracy (fraction)")
+        right.legend(fontsize=7)
+        right.set_title("Stream tasks learned (higher is better)")
+    fig.tight_layout()
+    return fig
