@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from forgetbench.streams.base import stream_eval_name
+
 
 def score_matrix(rows: pd.DataFrame, metric: str = "acc", eval_kind: str | None = None) -> pd.DataFrame:
     """Scores as a step × eval_task matrix (one run's rows)."""
@@ -15,6 +17,14 @@ def score_matrix(rows: pd.DataFrame, metric: str = "acc", eval_kind: str | None 
     if eval_kind is not None:
         selected = selected[selected["eval_kind"] == eval_kind]
     return selected.pivot_table(index="step", columns="eval_task", values="value", aggfunc="first").sort_index()
+
+
+def stream_order(rows: pd.DataFrame) -> list[str]:
+    """One run's stream eval tasks in training order (the order of ``trained_task`` over steps)."""
+    trained = rows.drop_duplicates("step").sort_values("step")["trained_task"].tolist()
+    stream = set(rows.loc[rows["eval_kind"] == "stream", "eval_task"])
+    ordered = [stream_eval_name(t) for t in trained if stream_eval_name(t) in stream]
+    return ordered + sorted(stream - set(ordered))
 
 
 def luo_forgetting(scores: pd.Series) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from forgetbench.metrics import score_matrix
+from forgetbench.metrics import score_matrix, stream_order
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.prop_cycle": plt.cycler(color=OKABE_ITO)})
@@ -81,7 +81,8 @@ def stream_heatmaps(rows: pd.DataFrame, facts: pd.DataFrame, metric: str = "acc"
         -(-len(runs) // cols), cols, figsize=(3.6 * cols, 3.2 * -(-len(runs) // cols)), squeeze=False
     )
     for ax, run in zip(axes.flat, runs):
-        matrix = score_matrix(rows[rows["run"] == run], metric, "stream")
+        run_rows = rows[rows["run"] == run]
+        matrix = score_matrix(run_rows, metric, "stream")[stream_order(run_rows)]
         image = ax.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="cividis", aspect="auto")
         ax.set_xticks(
             range(len(matrix.columns)), [c.removeprefix("stream_") for c in matrix.columns], rotation=30, fontsize=8
@@ -97,7 +98,6 @@ def stream_heatmaps(rows: pd.DataFrame, facts: pd.DataFrame, metric: str = "acc"
     for ax in list(axes.flat)[len(runs) :]:
         ax.axis("off")
     fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label=f"{metric} (fraction)")
-    fig.suptitle("Stream accuracy matrix")
     return fig
 
 

@@ -85,7 +85,7 @@ def to_html(report: Report, folder) -> str:
             parts.append("".join(f"<p>{html.escape(p)}</p>" for p in section.text.split("\n\n")))
         if section.table is not None:
             table = section.table.reset_index() if section.table.index.name else section.table
-            parts.append(table.map(_fmt).to_html(index=False, escape=True))
+            parts.append(f"<div style='overflow-x:auto'>{table.map(_fmt).to_html(index=False, escape=True)}</div>")
         if section.figure:
             data = base64.b64encode((folder / section.figure).read_bytes()).decode()
             parts.append(f"<img alt='{html.escape(section.title)}' src='data:image/png;base64,{data}'>")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forgetbench.metrics import luo_forgetting, max_drop, score_matrix, stream_metrics
-from forgetbench.streams.base import stream_eval_name
+from forgetbench.metrics import luo_forgetting, max_drop, score_matrix, stream_metrics, stream_order
 
 BIAS = "bias"  # a category whose change is a change in bias, never forgetting
 
@@ -80,17 +79,13 @@ def run_summary(rows: pd.DataFrame, tasks: pd.DataFrame, metric: str = "acc") ->
         summary[f"fg_{category}"] = group.groupby("run")["fg"].mean()
         summary[f"drop_{category}"] = group.groupby("run")["drop"].mean() * 100
     for run in summary.index:
-        matrix = score_matrix(rows[rows["run"] == run], metric, "stream")
-        order = _training_order(rows[rows["run"] == run], matrix.columns)
-        if len(order) and summary.loc[run, "complete"]:
+        run_rows = rows[rows["run"] == run]
+        order = stream_order(run_rows)
+        if order and summary.loc[run, "complete"]:
+            matrix = score_matrix(run_rows, metric, "stream")
             for name, value in stream_metrics(matrix[order]).items():
                 summary.loc[run, f"stream_{name}"] = value
     return summary
-
-
-def _training_order(rows: pd.DataFrame, columns) -> list[str]:
-    trained = rows.drop_duplicates("step").sort_values("step")["trained_task"]
-    return [stream_eval_name(t) for t in trained if stream_eval_name(t) in columns]
 
 
 def seed_summary(summary: pd.DataFrame) -> pd.DataFrame:
