@@ -9,6 +9,7 @@ labels (with -100) for decoder-only and encoder-decoder models alike.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -44,6 +45,8 @@ class TrainConfig:
         max_length: examples are truncated to this many tokens.
         loss_on_prompt: also train on prompt tokens (pretraining); the stream masks them.
         reset_optimizer: a fresh optimizer per task (as in Luo et al. 2023).
+        autocast: run forward passes under torch.autocast in this dtype ("bfloat16"), with the
+            weights and optimizer states in the model's own dtype (null: no autocast).
         log_every: steps between progress lines.
     """
 
@@ -59,6 +62,7 @@ class TrainConfig:
     max_length: int = 512
     loss_on_prompt: bool = False
     reset_optimizer: bool = True
+    autocast: str | None = None
     log_every: int = 50
 
     def __post_init__(self) -> None:
@@ -164,7 +168,8 @@ def train_on_task(
         # 1) accumulate gradients over grad_accum forward passes
         for _ in range(config.grad_accum):
             batch = {k: v.to(device) for k, v in next(batches).items()}
-            loss = model(**batch).loss
+            with _autocast(device, config.autocast):
+                loss = model(**batch).loss
             extra = method.extra_loss(model)
             if extra is not None:
                 loss = loss + extra
@@ -183,6 +188,12 @@ def train_on_task(
         if step % config.log_every == 0 or step == total:
             _log_progress(label, step, total, loss_value, tokens, time.perf_counter() - start)
     return TaskResult(step, loss_value, tokens, time.perf_counter() - start), optimizer
+
+
+def _autocast(device: torch.device, dtype: str | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
 
 
 def _endless(loader):

@@ -72,3 +72,59 @@ def test_unknown_eval_task_names_close_matches(tmp_path) -> None:
     suite = EvalSuite(name="bad", tasks=["hellaswagg"])
     with pytest.raises(ForgetbenchError, match=r"'hellaswagg' is not known to lm-eval.*hellaswag"):
         LmEvalBridge(suite, [])
+
+
+def test_groups_are_reported_with_their_tasks_like_mmlu_categories(tmp_path) -> None:
+    """A group (as mmlu and mmlu_stem are) gives a row of its own, over all its tasks' items."""
+    tasks = tmp_path / "tasks"
+    for name, n in (("probe_a", 12), ("probe_b", 8)):
+        write_jsonl(tmp_path / f"{name}.jsonl", _items(n))
+        write_task_yaml(local_task_config(name, tmp_path / f"{name}.jsonl", "multiple_choice"), tasks)
+    (tasks / "probe_group.yaml").write_text(
+        "group: probe_group\ntask: [probe_a, probe_b]\n"
+        "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: true\n"
+    )
+    model, tokenizer = tiny_model("llama", WORDS + ["question", ":", "?", "answer"])
+    suite = EvalSuite(name="probe", tasks=["probe_group"], include_path=[str(tasks)], batch_size=4)
+    scores = {
+        s.eval_task: s
+        for s in LmEvalBridge(suite, []).evaluate(LoadedModel("p", model, tokenizer)).scores
+        if s.metric == "acc"
+    }
+    assert set(scores) == {"probe_group", "probe_a", "probe_b"}
+    assert (scores["probe_a"].n, scores["probe_b"].n, scores["probe_group"].n) == (12, 8, 20)
+    weighted = (12 * scores["probe_a"].value + 8 * scores["probe_b"].value) / 20
+    assert scores["probe_group"].value == pytest.approx(weighted)
+
+
+def test_race_middle_definition_loads_and_scores_local_rows(tmp_path) -> None:
+    """The shipped RACE-middle task, pointed at fixture rows in the Hub dataset's own layout."""
+    from forgetbench.evaluation.task_configs import TASKS_DIR
+
+    rows = [
+        {
+            "example_id": f"m{i}",
+            "article": "tom has a red cat . the cat is old .",
+            "question": "what color is the cat ?",
+            "options": ["red", "blue", "green", "one"],
+            "answer": "ABCD"[i % 4],
+        }
+        for i in range(8)
+    ]
+    write_jsonl(tmp_path / "middle.jsonl", rows)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "race_middle_fixture.yaml").write_text(
+        f"task: race_middle_fixture\ninclude: {TASKS_DIR / 'race_middle.yaml'}\ndataset_path: json\n"
+        f"dataset_name: null\ndataset_kwargs:\n  data_files:\n    test: {tmp_path / 'middle.jsonl'}\n"
+    )
+    model, tokenizer = tiny_model(
+        "llama",
+        "tom has a red cat . the is old what color ? blue green one".split() + ["Article:", "Question:", "Answer:"],
+    )
+    suite = EvalSuite(name="r", tasks=["race_middle_fixture"], include_path=[str(tasks)], batch_size=4)
+    evaluation = LmEvalBridge(suite, []).evaluate(LoadedModel("r", model, tokenizer))
+    [score] = [s for s in evaluation.scores if s.metric == "acc"]
+    assert score.n == 8
+    assert evaluation.items["target"].tolist() == [str(i % 4) for i in range(8)]
+    assert all(len(lls) == 4 for lls in evaluation.items["logliks"])

@@ -151,10 +151,14 @@ class LmEvalBridge:
 def _scores(out: dict, seconds: float) -> list[TaskScore]:
     """Metric rows from lm-eval's results (leaf tasks and groups alike)."""
     rows = []
+    counts = {task: v["effective"] for task, v in out.get("n-samples", {}).items()}
+    children = out.get("group_subtasks", {})
+
+    def examples(task: str) -> int:  # a group (e.g. mmlu, mmlu_stem) counts its leaf tasks' items
+        return counts[task] if task in counts else sum(examples(c) for c in children.get(task, []))
+
     for task, metrics in out["results"].items():
-        n = out.get("n-samples", {}).get(task, {}).get("effective")
-        if n is None:  # a group: the sum of its tasks
-            n = sum(v["effective"] for k, v in out.get("n-samples", {}).items() if k != task)
+        n = examples(task)
         for key, value in metrics.items():
             metric, _, _filter = key.partition(",")
             if metric in ("alias", "sample_len") or metric.endswith("_stderr") or not isinstance(value, int | float):

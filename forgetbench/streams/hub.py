@@ -2,27 +2,30 @@
 
 Each task names a dataset (``path``: a Hub ID or a local folder of JSON/JSONL
 or parquet files, whatever ``datasets.load_dataset`` accepts), its splits and
-two templates that turn a row into a prompt and a response. Held-out rows are
-written to a JSONL file and scored by lm-eval on the log-likelihood of the
-reference response.
+templates that turn a row into a prompt and a response; several prompt
+templates (paraphrases) may be given, one drawn per example from a fixed seed.
+``processed_dir`` instead reads the processed files the original study
+published (``<prompt_name>.train.json`` / ``.test.json`` holding parallel
+``src`` and ``tgt`` lists), so anyone holding them trains on identical data.
+Held-out rows are written to a JSONL file and scored by lm-eval on the
+log-likelihood of the reference response.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import Dataset, load_dataset
+from hydra.utils import get_method
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.task_configs import local_task_config
 from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import write_jsonl
-from forgetbench.streams.base import StreamTask, apply_order, stream_eval_name
-
-log = logging.getLogger(__name__)
+from forgetbench.streams.base import PAIR_COLUMNS, StreamTask, apply_order, stream_eval_name
 
 
 @dataclass
@@ -32,23 +35,35 @@ class HubTaskSpec:
     Attributes:
         name: the task's name.
         path: Hub dataset ID or local folder.
-        prompt: a ``str.format`` template over the row's columns, e.g. "Simplify: {source}".
+        prompt: a ``str.format`` template over the row's columns (and derived ones),
+            or a list of paraphrases, one drawn per example.
         response: the template of the target, e.g. "{target}".
         subset: the dataset's config name, if it has several.
-        train_split, test_split: split names.
-        n_train: training rows (first n after a seeded shuffle; null: all).
+        train_split, test_split: split names (the same name: held-out rows are set aside).
+        n_train: training rows (a seeded sample; null: all).
         n_test: held-out rows scored after every step.
+        derive: dotted path of ``f(response, rng) -> dict`` adding template fields
+            computed from the target (e.g. the headline's constraint word).
+        processed_dir: read ``<prompt_name>.{train,test}.json`` (src/tgt lists) from here instead.
+        prompt_name: file stem in ``processed_dir`` (default: the task's name).
     """
 
     name: str
     path: str
-    prompt: str
+    prompt: str | list[str]
     response: str
     subset: str | None = None
     train_split: str = "train"
     test_split: str = "test"
     n_train: int | None = None
     n_test: int = 200
+    derive: str | None = None
+    processed_dir: str | None = None
+    prompt_name: str | None = None
+
+    @property
+    def templates(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
 @dataclass
@@ -58,7 +73,7 @@ class HubStream:
     tasks: the tasks (HubTaskSpec fields), in training order.
     cache_dir: where held-out rows are written for lm-eval.
     order: another order of the same tasks (empty: as listed).
-    seed: seed of the row sampling.
+    seed: seed of the row sampling and of the template drawn per example.
     """
 
     name: str
@@ -72,12 +87,16 @@ class HubStream:
         return apply_order(loaded, self.order)
 
     def _load_task(self, spec: HubTaskSpec) -> StreamTask:
-        train_rows = _split(spec, spec.train_split)
-        test_rows = train_rows if spec.test_split == spec.train_split else _split(spec, spec.test_split)
-        # one split for both: held-out rows are the head of the shuffle, training rows the rest
-        skip = spec.n_test if test_rows is train_rows else 0
-        test = _pairs(test_rows, spec, 0, spec.n_test, self.seed)
-        train = _pairs(train_rows, spec, skip, spec.n_train, self.seed)
+        if spec.processed_dir:
+            train = _processed(spec, "train", spec.n_train, self.seed)
+            test = _processed(spec, "test", spec.n_test, self.seed)
+        else:
+            train_rows = _split(spec, spec.train_split)
+            test_rows = train_rows if spec.test_split == spec.train_split else _split(spec, spec.test_split)
+            # one split for both: held-out rows are the head of the shuffle, training rows the rest
+            skip = spec.n_test if test_rows is train_rows else 0
+            test = _pairs(test_rows, spec, 0, spec.n_test, self.seed)
+            train = _pairs(train_rows, spec, skip, spec.n_train, self.seed)
         folder = Path(self.cache_dir) / "streams" / f"{spec.name}-{stable_hash([spec.__dict__, self.seed])}"
         test_file = folder / "test.jsonl"
         write_jsonl(test_file, test.to_list())
@@ -94,20 +113,47 @@ def _split(spec: HubTaskSpec, split: str) -> Dataset:
         ) from err
 
 
+def _sample(n_rows: int, skip: int, limit: int | None, seed: int) -> list[int]:
+    indices = list(range(n_rows))
+    random.Random(seed).shuffle(indices)
+    return indices[skip : skip + limit if limit else None]
+
+
 def _pairs(rows: Dataset, spec: HubTaskSpec, skip: int, limit: int | None, seed: int) -> Dataset:
     """Rows ``skip`` to ``skip + limit`` of a seeded shuffle, as prompt/response pairs."""
     if len(rows) <= skip:
         raise ForgetbenchError(f"stream task {spec.name!r}: {spec.path!r} has {len(rows)} rows, too few")
-    indices = list(range(len(rows)))
-    random.Random(seed).shuffle(indices)
-    rows = rows.select(indices[skip : skip + limit if limit else None])
+    rows = rows.select(_sample(len(rows), skip, limit, seed))
+    derive = get_method(spec.derive) if spec.derive else None
+    rng = random.Random(f"{seed}-{spec.name}")
+    pairs = []
+    for row in rows:
+        try:
+            response = spec.response.format(**row)
+            fields = {**row, **(derive(response, rng) if derive else {})}
+            pairs.append({"prompt": rng.choice(spec.templates).format(**fields), "response": response})
+        except KeyError as err:
+            raise ForgetbenchError(
+                f"stream task {spec.name!r}: template names column {err} which {spec.path!r} lacks; "
+                f"columns: {rows.column_names}"
+            ) from err
+    return Dataset.from_list(pairs)
+
+
+def _processed(spec: HubTaskSpec, split: str, limit: int | None, seed: int) -> Dataset:
+    """The original study's processed format: ``{"src": [...], "tgt": [...]}``, prompts already written."""
+    path = Path(spec.processed_dir) / f"{spec.prompt_name or spec.name}.{split}.json"
+    if not path.is_file():
+        raise ForgetbenchError(f"stream task {spec.name!r}: processed file {str(path)!r} does not exist")
     try:
-        return rows.map(
-            lambda r: {"prompt": spec.prompt.format(**r), "response": spec.response.format(**r)},
-            remove_columns=rows.column_names,
-        )
-    except KeyError as err:
+        data = json.loads(path.read_text())
+        sources, targets = data["src"], data["tgt"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ForgetbenchError(f"stream task {spec.name!r}: {str(path)!r} is not a src/tgt JSON file") from err
+    if len(sources) != len(targets) or not sources:
         raise ForgetbenchError(
-            f"stream task {spec.name!r}: template names column {err} which {spec.path!r} lacks; "
-            f"columns: {rows.column_names}"
-        ) from err
+            f"stream task {spec.name!r}: {str(path)!r} has {len(sources)} src and "
+            f"{len(targets)} tgt entries; they must be equal and non-zero"
+        )
+    keep = _sample(len(sources), 0, limit, seed)
+    return Dataset.from_dict({PAIR_COLUMNS[0]: [sources[i] for i in keep], PAIR_COLUMNS[1]: [targets[i] for i in keep]})
