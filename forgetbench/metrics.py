@@ -10,12 +10,23 @@ import pandas as pd
 
 from forgetbench.streams.base import stream_eval_name
 
+PRIMARY_METRICS = ("acc", "rouge_l", "exact_match")  # a task's headline metric, in this order of preference
 
-def score_matrix(rows: pd.DataFrame, metric: str = "acc", eval_kind: str | None = None) -> pd.DataFrame:
-    """Scores as a step × eval_task matrix (one run's rows)."""
-    selected = rows[rows["metric"] == metric]
-    if eval_kind is not None:
-        selected = selected[selected["eval_kind"] == eval_kind]
+
+def primary_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each eval task's rows of its headline metric: acc, else rouge_l, else exact_match, else its first."""
+    keep = []
+    for _, group in rows.groupby("eval_task"):
+        metrics = set(group["metric"])
+        chosen = next((m for m in PRIMARY_METRICS if m in metrics), min(metrics))
+        keep.append(group[group["metric"] == chosen])
+    return pd.concat(keep) if keep else rows.iloc[:0]
+
+
+def score_matrix(rows: pd.DataFrame, metric: str | None = "acc", eval_kind: str | None = None) -> pd.DataFrame:
+    """Scores as a step × eval_task matrix (one run's rows); ``metric=None``: each task's headline metric."""
+    selected = rows[rows["eval_kind"] == eval_kind] if eval_kind is not None else rows
+    selected = primary_scores(selected) if metric is None else selected[selected["metric"] == metric]
     return selected.pivot_table(index="step", columns="eval_task", values="value", aggfunc="first").sort_index()
 
 

@@ -41,7 +41,15 @@ def test_hub_stream_reads_a_local_copy(tmp_path) -> None:
     assert task.train[0]["prompt"].startswith("Simplify: The committee")
     assert task.train[0]["response"].startswith("The committee met often since")
     assert task.eval_config["task"] == "stream_wiki_auto"
-    assert task.eval_config["output_type"] == "loglikelihood"
+    assert task.eval_config["output_type"] == "generate_until"
+    assert [m["metric"] for m in task.eval_config["metric_list"]] == ["rouge_l", "exact_match"]
+    [scored] = HubStream(
+        name="s",
+        tasks=_stream(tmp_path / "data", tmp_path / "c").tasks,
+        cache_dir=str(tmp_path),
+        eval_kind="loglikelihood",
+    ).load()
+    assert scored.eval_config["output_type"] == "loglikelihood"
 
 
 def test_one_split_gives_disjoint_train_and_test(tmp_path) -> None:
@@ -58,3 +66,15 @@ def test_template_naming_a_missing_column(tmp_path) -> None:
     write_jsonl(tmp_path / "data" / "validation.jsonl", ROWS[:4])
     with pytest.raises(ForgetbenchError, match=r"template names column 'document'.*columns: \["):
         _stream(tmp_path / "data", tmp_path / "cache", prompt="{document}").load()
+
+
+def test_generation_scores() -> None:
+    from forgetbench.evaluation.generation_metrics import constraint_met, score_generation
+
+    assert constraint_met("Police arrest men", "start", "police") and not constraint_met("a police b", "end", "police")
+    assert constraint_met("a police b", "contain", "police")
+    doc = {"response": "police arrest five men", "constraint_kind": "end", "constraint_word": "men"}
+    scores = score_generation(doc, ["police arrest five men\n"])
+    assert scores == {"rouge_l": 1.0, "exact_match": 1.0, "constraint_met": 1.0}
+    partial = score_generation({"response": "the cat sat"}, ["the dog sat"])
+    assert partial["rouge_l"] == pytest.approx(2 / 3) and partial["exact_match"] == 0.0

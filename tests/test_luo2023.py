@@ -62,6 +62,7 @@ def _stream_config(hub_copies, cache) -> dict:
         spec["n_train"], spec["n_test"] = 8, 3
         if spec.get("test_split") == "train":  # eli5: one split, held-out rows set aside
             spec["n_train"] = 6
+    cfg["max_new_tokens"] = 8
     return cfg
 
 
@@ -157,9 +158,17 @@ def test_two_steps_of_luo2023_on_a_tiny_stand_in(config, kind, hub_copies, tmp_p
         ]
     )
     cfg.stream.tasks = stream["tasks"]  # the fixture copies instead of the Hub
+    cfg.stream.max_new_tokens = 8
     run_experiment(cfg, tmp_path / "run")
     rows = read_results(tmp_path / "run")
     assert set(rows["step"]) == {0, 1, 2}
     assert dict(zip(rows["step"], rows["trained_task"])) == {0: "", 1: "wiki_auto", 2: "gigaword"}
     assert {"race_middle_fixture", "stream_wiki_auto", "stream_gigaword"} <= set(rows["eval_task"])
-    assert {"acc", "perplexity"} <= set(rows.loc[rows["eval_kind"] == "stream", "metric"])
+    stream = rows[rows["eval_kind"] == "stream"]
+    assert set(stream.loc[stream["eval_task"] == "stream_wiki_auto", "metric"]) == {"rouge_l", "exact_match"}
+    assert set(stream.loc[stream["eval_task"] == "stream_gigaword", "metric"]) == {
+        "rouge_l",
+        "exact_match",
+        "constraint_met",
+    }
+    assert stream["value"].between(0, 1).all()

@@ -177,6 +177,18 @@ def _items(out: dict) -> pd.DataFrame:
     rows = []
     for task, samples in out.get("samples", {}).items():
         for s in samples:
+            if any(isinstance(r, str) for r in s["filtered_resps"]):  # generated text: no log-likelihoods
+                rows.append(
+                    {
+                        "eval_task": task,
+                        "doc_id": int(s["doc_id"]),
+                        "target": str(s["target"]),
+                        "pred": -1,
+                        "correct": float(s.get("exact_match", float("nan"))),
+                        "logliks": [],
+                    }
+                )
+                continue
             logliks = [float(r[0]) for r in s["filtered_resps"]]
             multiple = len(logliks) > 1
             pred = int(max(range(len(logliks)), key=logliks.__getitem__)) if multiple else -1

@@ -82,7 +82,7 @@ def stream_heatmaps(rows: pd.DataFrame, facts: pd.DataFrame, metric: str = "acc"
     )
     for ax, run in zip(axes.flat, runs):
         run_rows = rows[rows["run"] == run]
-        matrix = score_matrix(run_rows, metric, "stream")[stream_order(run_rows)]
+        matrix = score_matrix(run_rows, None, "stream")[stream_order(run_rows)]
         image = ax.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="cividis", aspect="auto")
         ax.set_xticks(
             range(len(matrix.columns)), [c.removeprefix("stream_") for c in matrix.columns], rotation=30, fontsize=8
@@ -97,7 +97,7 @@ def stream_heatmaps(rows: pd.DataFrame, facts: pd.DataFrame, metric: str = "acc"
         ax.set_ylabel("after step")
     for ax in list(axes.flat)[len(runs) :]:
         ax.axis("off")
-    fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label=f"{metric} (fraction)")
+    fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="score (acc, else ROUGE-L F1)")
     return fig
 
 

@@ -7,7 +7,8 @@ templates (paraphrases) may be given, one drawn per example from a fixed seed.
 ``processed_dir`` instead reads the processed files the original study
 published (``<prompt_name>.train.json`` / ``.test.json`` holding parallel
 ``src`` and ``tgt`` lists), so anyone holding them trains on identical data.
-Held-out rows are written to a JSONL file and scored by lm-eval on the
+Held-out rows are written to a JSONL file and scored by lm-eval, by
+generation (ROUGE-L, exact match, constraint satisfaction) or by the
 log-likelihood of the reference response.
 """
 
@@ -22,7 +23,7 @@ from datasets import Dataset, load_dataset
 from hydra.utils import get_method
 
 from forgetbench.errors import ForgetbenchError
-from forgetbench.evaluation.task_configs import local_task_config
+from forgetbench.evaluation.task_configs import generation_task_config, local_task_config
 from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import write_jsonl
 from forgetbench.streams.base import PAIR_COLUMNS, StreamTask, apply_order, stream_eval_name
@@ -74,6 +75,9 @@ class HubStream:
     cache_dir: where held-out rows are written for lm-eval.
     order: another order of the same tasks (empty: as listed).
     seed: seed of the row sampling and of the template drawn per example.
+    eval_kind: "generation" (greedy generation scored by ROUGE-L, exact match and, for the
+        headline task, constraint satisfaction) or "loglikelihood" (of the reference response).
+    max_new_tokens: generation budget per held-out item.
     """
 
     name: str
@@ -81,6 +85,14 @@ class HubStream:
     cache_dir: str
     order: list[str] = field(default_factory=list)
     seed: int = 0
+    eval_kind: str = "generation"
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.eval_kind not in ("generation", "loglikelihood"):
+            raise ForgetbenchError(
+                f"stream.eval_kind={self.eval_kind!r} is not valid; choose generation or loglikelihood"
+            )
 
     def load(self) -> list[StreamTask]:
         loaded = [self._load_task(HubTaskSpec(**spec)) for spec in self.tasks]
@@ -100,7 +112,11 @@ class HubStream:
         folder = Path(self.cache_dir) / "streams" / f"{spec.name}-{stable_hash([spec.__dict__, self.seed])}"
         test_file = folder / "test.jsonl"
         write_jsonl(test_file, test.to_list())
-        return StreamTask(spec.name, train, local_task_config(stream_eval_name(spec.name), test_file, "loglikelihood"))
+        name = stream_eval_name(spec.name)
+        if self.eval_kind == "loglikelihood":
+            return StreamTask(spec.name, train, local_task_config(name, test_file, "loglikelihood"))
+        metrics = ["rouge_l", "exact_match"] + (["constraint_met"] if "constraint_kind" in test.column_names else [])
+        return StreamTask(spec.name, train, generation_task_config(name, test_file, metrics, self.max_new_tokens))
 
 
 def _split(spec: HubTaskSpec, split: str) -> Dataset:
@@ -130,8 +146,9 @@ def _pairs(rows: Dataset, spec: HubTaskSpec, skip: int, limit: int | None, seed:
     for row in rows:
         try:
             response = spec.response.format(**row)
-            fields = {**row, **(derive(response, rng) if derive else {})}
-            pairs.append({"prompt": rng.choice(spec.templates).format(**fields), "response": response})
+            derived = derive(response, rng) if derive else {}
+            prompt = rng.choice(spec.templates).format(**row, **derived)
+            pairs.append({"prompt": prompt, "response": response, **derived})  # derived: for scoring
         except KeyError as err:
             raise ForgetbenchError(
                 f"stream task {spec.name!r}: template names column {err} which {spec.path!r} lacks; "
