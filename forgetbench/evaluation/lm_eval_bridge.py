@@ -84,6 +84,7 @@ class LmEvalBridge:
         self.specs += [(dict(c), None) for c in stream_configs]
         self._check_known([name for name, _ in suite.task_shots()])
         self._lm = None  # one HFLM per model object: it holds a reference, training updates it in place
+        self._built: dict[int, object] = {}  # built lm-eval Task/Group per spec: data loaded once per run
 
     def _check_known(self, names: list[str]) -> None:
         known = set(self.task_manager.all_tasks)
@@ -116,7 +117,7 @@ class LmEvalBridge:
                 with context(loaded.model, name) if context else contextlib.nullcontext():
                     out = simple_evaluate(
                         model=lm,
-                        tasks=[spec],
+                        tasks=[self._built_task(index, spec, name)],
                         num_fewshot=shots,
                         task_manager=self.task_manager,
                         limit=self.suite.limit,
@@ -136,6 +137,14 @@ class LmEvalBridge:
         finally:
             loaded.model.train()
         return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
+
+    def _built_task(self, index: int, spec: str | dict, name: str):
+        """The task (or group) built once and reused at every step; a tag, which expands to
+        several tasks, is passed by name and rebuilt each time."""
+        if index not in self._built:
+            loaded = self.task_manager.load([spec])
+            self._built[index] = loaded["groups"].get(name) or loaded["tasks"].get(name) or spec
+        return self._built[index]
 
     def _wrap(self, loaded: LoadedModel):
         from lm_eval.models.huggingface import HFLM
