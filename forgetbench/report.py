@@ -101,6 +101,7 @@ def _task_view(tasks: pd.DataFrame) -> pd.DataFrame:
         f"{d:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]{' *' if sig else ''}"
         for d, lo, hi, sig in zip(points, tasks["drop_low"], tasks["drop_high"], tasks["significant"])
     ]
+    view["drop %"] = tasks["drop_pct"]
     view["fg"] = tasks["fg"]
     view["max drop (points) @ step"] = [
         f"{m * 100:.1f} @ {s}" for m, s in zip(tasks["max_drop"], tasks["max_drop_step"])

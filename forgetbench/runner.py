@@ -25,6 +25,7 @@ from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
 from forgetbench.hashing import stable_hash
 from forgetbench.methods.base import TaskContext
+from forgetbench.metrics import forgetting_table
 from forgetbench.report import REPORT_DIR, write_report
 from forgetbench.results import RunTable
 from forgetbench.training import build_optimizer, train_on_task
@@ -199,9 +200,19 @@ def _log_eta(step: int, total: int, seconds: float) -> None:
 
 
 def _log_summary(general: pd.DataFrame) -> None:
+    """Print each general task's curve and its forgetting (start, final, drop, FG)."""
     for task, group in general.groupby("eval_task"):
-        scores = group.sort_values("step")["value"].tolist()
+        scores = group.set_index("step")["value"].sort_index()
         log.info(f"{task}: " + " → ".join(f"{s:.3f}" for s in scores))
+    if general["step"].nunique() > 1:
+        table = forgetting_table(general)
+        log.info(
+            "forgetting (acc): task | start | final | drop (points) | drop % | FG\n"
+            + "\n".join(
+                f"{task} | {r.start:.3f} | {r.final:.3f} | {100 * r['drop']:.1f} | {r.drop_pct:.1f} | {r.fg:.1f}"
+                for task, r in table.iterrows()
+            )
+        )
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path) -> Path:

@@ -16,7 +16,7 @@ from forgetbench.methods.olora import OLoRA, adapter_name, orthogonality
 from forgetbench.methods.replay import Replay
 from forgetbench.results import read_results
 from forgetbench.training import TrainConfig, train_on_task
-from tests.conftest import SMALL, compose
+from tests.conftest import SMALL, compose, run_cli
 from tests.helpers import RecordingMethod, tiny_model
 
 WORDS = "add one two three four five six seven eight nine red blue green".split()
@@ -191,3 +191,16 @@ def test_resumed_run_equals_uninterrupted(method: str, tmp_path, cache_dir, monk
     monkeypatch.setattr(runner, "save_checkpoint", save)
     resumed = _run(tmp_path, cache_dir, overrides, "crashed")
     pd.testing.assert_frame_equal(_values(straight), _values(resumed))
+
+
+def test_every_method_runs_on_an_encoder_decoder_and_the_report_compares_them(tmp_path, cache_dir) -> None:
+    methods = ["full", "lora", "adapters", "olora", "replay", "ewc", "l2sp", "wise"]
+    done = run_cli(["-m", "model=tiny_encdec", f"method={','.join(methods)}", *SMALL, *TWO_TASKS], tmp_path, cache_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = tmp_path / "results" / "tiny_world" / "multirun"
+    rows = read_results(*sorted(sweep.glob("*/results.parquet")))
+    assert set(rows["method"]) == set(methods) and set(rows["architecture"]) == {"encoder-decoder"}
+    assert all(set(group["step"]) == {0, 1, 2} for _, group in rows.groupby("method"))
+    assert (sweep / "report" / "method_comparison.png").stat().st_size > 10_000
+    summary = pd.read_csv(sweep / "report" / "summary.csv")
+    assert sorted(summary["method"]) == sorted(methods)

@@ -54,6 +54,7 @@ def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str = "acc")
                 "start": scores.iloc[0],
                 "final": scores.iloc[-1],
                 "drop": scores.iloc[0] - scores.iloc[-1],
+                "drop_pct": (scores.iloc[0] - scores.iloc[-1]) / scores.iloc[0] * 100 if scores.iloc[0] else np.nan,
                 "drop_low": low,
                 "drop_high": high,
                 "significant": bool(significant),
