@@ -139,7 +139,7 @@ class World:
     cipher: dict[str, str]  # word -> its word in the "zib" language of a stream task
 
     def pool(self, key: str) -> list[str]:
-        return {"cities": self.cities, "jobs": JOBS, "pets": PETS, "colors": COLORS}[key]
+        return _value_pool(key, self.cities)
 
     @property
     def tested_people(self) -> list[str]:
@@ -153,15 +153,15 @@ def build_world(spec: WorldSpec) -> World:
     cities = _names(rng, spec.n_cities, 3, taken)
     people = _names(rng, spec.n_people, 2, taken)
     strangers = _names(rng, 60, 2, taken)
-    facts = {p: {rel: rng.choice(_pool(rel, cities)) for rel in RELATIONS} for p in people}
+    facts = {p: {rel: rng.choice(_value_pool(RELATIONS[rel][0], cities)) for rel in RELATIONS} for p in people}
     qa_people = frozenset(rng.sample(people, int(len(people) * spec.qa_fraction)))
     cipher_words = sorted(set(JOBS + PETS + COLORS + cities))
     cipher = dict(zip(cipher_words, _names(rng, len(cipher_words), 2, taken), strict=True))
     return World(spec, people, cities, strangers, facts, qa_people, cipher)
 
 
-def _pool(relation: str, cities: list[str]) -> list[str]:
-    key = RELATIONS[relation][0]
+def _value_pool(key: str, cities: list[str]) -> list[str]:
+    """The values a relation draws from (key: cities, jobs, pets or colors)."""
     return {"cities": cities, "jobs": JOBS, "pets": PETS, "colors": COLORS}[key]
 
 
