@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from forgetbench.errors import ForgetbenchError
+from forgetbench.hub_mirror import local_copy
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,11 @@ class PretrainedModel:
         dtype: weight dtype: auto, float32, bfloat16 or float16.
         attn_implementation: eager, sdpa or flash_attention_2; null lets transformers pick.
         gradient_checkpointing: trade compute for activation memory when training.
+        train_batch_size: examples per forward pass that fit one 80 GB GPU at 512 tokens (see
+            experiments/memory_budget.py); train configs with an effective batch read it and
+            accumulate gradients up to that batch. Not used by loading.
+        mirror: a folder of local Hub copies (see :mod:`forgetbench.hub_mirror`); ``path`` is
+            read from ``<mirror>/<path>`` when it is there.
     """
 
     name: str
@@ -66,6 +72,8 @@ class PretrainedModel:
     dtype: str = "auto"
     attn_implementation: str | None = None
     gradient_checkpointing: bool = False
+    train_batch_size: int = 8
+    mirror: str | None = None
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
         return load_pretrained(
@@ -78,7 +86,7 @@ class PretrainedModel:
         )
 
     def resolve_path(self) -> str:
-        return self.path
+        return local_copy(self.path, self.mirror)
 
 
 def _looks_local(path: str) -> bool:

@@ -37,7 +37,11 @@ UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint")  # change where results go
 
 
 def config_hash(cfg: DictConfig) -> str:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    """A hash of what determines the results: every path is masked before resolving, so
+    values interpolated from ``paths`` (cache dirs, the Hub mirror) do not change it."""
+    masked = OmegaConf.to_container(cfg, resolve=False)
+    masked["paths"] = {key: f"<paths.{key}>" for key in cfg.paths}
+    resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)
     return stable_hash({k: v for k, v in resolved.items() if k not in UNHASHED_KEYS})
 
 

@@ -19,20 +19,21 @@ from forgetbench.methods.base import Method
 from forgetbench.tiny.tokenizer import build_word_tokenizer
 
 
-def tiny_model(kind: str, texts: list[str], seed: int = 0) -> tuple[PreTrainedModel, object]:
-    """A 2-layer random-init ``kind`` model (bloom | mt5 | llama) and a word tokenizer over ``texts``."""
+def tiny_model(kind: str, texts: list[str], seed: int = 0, width: int = 32) -> tuple[PreTrainedModel, object]:
+    """A 2-layer random-init ``kind`` model (bloom | mt5 | llama) of hidden size ``width`` and a
+    word tokenizer over ``texts``."""
     tokenizer = build_word_tokenizer(texts)
     ids = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
     torch.manual_seed(seed)
     if kind == "bloom":
         model = BloomForCausalLM(
-            BloomConfig(hidden_size=32, n_layer=2, n_head=2, bos_token_id=tokenizer.bos_token_id, **ids)
+            BloomConfig(hidden_size=width, n_layer=2, n_head=2, bos_token_id=tokenizer.bos_token_id, **ids)
         )
     elif kind == "llama":
         model = LlamaForCausalLM(
             LlamaConfig(
-                hidden_size=32,
-                intermediate_size=64,
+                hidden_size=width,
+                intermediate_size=2 * width,
                 num_hidden_layers=2,
                 num_attention_heads=2,
                 num_key_value_heads=2,
@@ -44,9 +45,9 @@ def tiny_model(kind: str, texts: list[str], seed: int = 0) -> tuple[PreTrainedMo
     elif kind == "mt5":
         model = MT5ForConditionalGeneration(
             MT5Config(
-                d_model=32,
-                d_ff=64,
-                d_kv=16,
+                d_model=width,
+                d_ff=2 * width,
+                d_kv=width // 2,
                 num_layers=2,
                 num_heads=2,
                 decoder_start_token_id=tokenizer.pad_token_id,
@@ -58,8 +59,8 @@ def tiny_model(kind: str, texts: list[str], seed: int = 0) -> tuple[PreTrainedMo
     return model, tokenizer
 
 
-def save_tiny_model(kind: str, texts: list[str], folder: Path) -> Path:
-    model, tokenizer = tiny_model(kind, texts)
+def save_tiny_model(kind: str, texts: list[str], folder: Path, width: int = 32) -> Path:
+    model, tokenizer = tiny_model(kind, texts, width=width)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -48,13 +48,14 @@ def test_bridge_accuracy_equals_direct_scoring(kind: str, tmp_path) -> None:
     write_jsonl(data, items)
     write_task_yaml(local_task_config("probe_mc", data, "multiple_choice"), tmp_path / "tasks")
     model, tokenizer = tiny_model(kind, WORDS + ["question", ":", "?", "answer"])
-    model.eval()
-
     suite = EvalSuite(name="probe", tasks=["probe_mc"], include_path=[str(tmp_path / "tasks")], batch_size=4)
-    evaluation = LmEvalBridge(suite, []).evaluate(LoadedModel("probe", model, tokenizer))
+    bridge = LmEvalBridge(suite, [])
+    bridge.evaluate(LoadedModel("probe", model, tokenizer))  # the first call builds lm-eval's HFLM
+    model.train()  # as after a training step; mT5 has dropout, so scoring in train mode would differ
+    evaluation = bridge.evaluate(LoadedModel("probe", model, tokenizer))
     assert model.training, "the bridge must leave the model in train mode"
 
-    model.eval()  # mT5 has dropout: score deterministically, as lm-eval did
+    model.eval()
     direct = [[_direct_logliks(model, tokenizer, it["question"], c) for c in it["choices"]] for it in items]
     expected_acc = sum(max(range(4), key=row.__getitem__) == it["answer"] for row, it in zip(direct, items)) / len(
         items

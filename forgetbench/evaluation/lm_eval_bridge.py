@@ -8,6 +8,8 @@ Design choices, each for a reason:
   would return step 0's answers at every later step.
 - lm-eval reseeds Python, NumPy and torch by default; we pass no seeds so the
   training RNG streams are untouched by evaluation (resumed runs stay exact).
+- Task data sets are read from the suite's Hub mirror when it holds them, so the
+  stock task YAMLs run unchanged on a machine without Hub access.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from packaging.version import Version
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.suite import EvalSuite
+from forgetbench.hub_mirror import datasets_from
 from forgetbench.models import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -110,11 +113,17 @@ class LmEvalBridge:
 
         lm = self._wrap(loaded)
         scores, items = [], []
+        # HFLM calls eval() once, when built; training has switched dropout (and gradient
+        # checkpointing, which breaks cached generation) back on since
+        loaded.model.eval()
         try:
             for index, (spec, shots) in enumerate(self.specs, start=1):
                 name = spec if isinstance(spec, str) else spec["task"]
                 start = time.perf_counter()
-                with context(loaded.model, name) if context else contextlib.nullcontext():
+                with (
+                    context(loaded.model, name) if context else contextlib.nullcontext(),
+                    datasets_from(self.suite.mirror),
+                ):
                     out = simple_evaluate(
                         model=lm,
                         tasks=[self._built_task(index, spec, name)],
@@ -132,7 +141,8 @@ class LmEvalBridge:
                 task_scores = _scores(out, seconds)
                 scores += task_scores
                 items.append(_items(out))
-                main = ", ".join(f"{s.eval_task} {s.metric}={s.value:.3f}" for s in task_scores if s.metric == "acc")
+                # the entry's own scores (a group's overall, not its dozens of subtasks)
+                main = ", ".join(f"{s.metric}={s.value:.3f}" for s in task_scores if s.eval_task == name)
                 log.info(f"[{label}] eval {index}/{len(self.specs)} {name}: {main} ({seconds:.1f}s)")
         finally:
             loaded.model.train()

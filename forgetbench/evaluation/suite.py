@@ -27,6 +27,8 @@ class EvalSuite:
         categories: category -> task names, for per-category forgetting (a task's
             subtasks, e.g. mmlu_*, belong to its category). Category "bias" is
             reported as a change in bias, never as forgetting.
+        mirror: a folder of local Hub copies (see :mod:`forgetbench.hub_mirror`): the tasks'
+            data sets are read from it when it holds them.
     """
 
     name: str
@@ -38,6 +40,7 @@ class EvalSuite:
     world: WorldSpec | None = None
     cache_dir: str | None = None
     categories: dict[str, list[str]] = field(default_factory=dict)
+    mirror: str | None = None
 
     def category_of(self, task: str) -> str:
         """The category listing ``task`` (or a task it is a subtask of), else "other"."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from datasets import Dataset, load_dataset
 
@@ -12,6 +13,13 @@ from forgetbench.evaluation.task_configs import local_task_config
 
 PAIR_COLUMNS = ("prompt", "response")
 CHOICE_COLUMNS = ("question", "choices", "answer")
+
+
+class _HasName(Protocol):
+    name: str
+
+
+Named = TypeVar("Named", bound=_HasName)
 
 
 @dataclass
@@ -82,8 +90,8 @@ def local_stream_task(name: str, train_file: str | Path, test_file: str | Path, 
     )
 
 
-def apply_order(tasks: list[StreamTask], order: list[str] | None) -> list[StreamTask]:
-    """The tasks in ``order`` (names), or as given when ``order`` is empty."""
+def apply_order(tasks: list[Named], order: list[str] | None) -> list[Named]:
+    """The tasks (anything with a ``name``) in ``order``, or as given when ``order`` is empty."""
     if not order:
         return tasks
     by_name = {t.name: t for t in tasks}

@@ -25,6 +25,7 @@ from hydra.utils import get_method
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.task_configs import generation_task_config, local_task_config
 from forgetbench.hashing import stable_hash
+from forgetbench.hub_mirror import local_copy
 from forgetbench.jsonl import write_jsonl
 from forgetbench.streams.base import PAIR_COLUMNS, StreamTask, apply_order, stream_eval_name
 
@@ -40,6 +41,8 @@ class HubTaskSpec:
             or a list of paraphrases, one drawn per example.
         response: the template of the target, e.g. "{target}".
         subset: the dataset's config name, if it has several.
+        revision: the Hub revision to read, e.g. "refs/convert/parquet" for a repo whose data
+            comes from a loading script, which ``datasets`` no longer runs.
         train_split, test_split: split names (the same name: held-out rows are set aside).
         n_train: training rows (a seeded sample; null: all).
         n_test: held-out rows scored after every step.
@@ -54,6 +57,7 @@ class HubTaskSpec:
     prompt: str | list[str]
     response: str
     subset: str | None = None
+    revision: str | None = None
     train_split: str = "train"
     test_split: str = "test"
     n_train: int | None = None
@@ -78,6 +82,7 @@ class HubStream:
     eval_kind: "generation" (greedy generation scored by ROUGE-L, exact match and, for the
         headline task, constraint satisfaction) or "loglikelihood" (of the reference response).
     max_new_tokens: generation budget per held-out item.
+    mirror: a folder of local Hub copies (see :mod:`forgetbench.hub_mirror`).
     """
 
     name: str
@@ -87,6 +92,7 @@ class HubStream:
     seed: int = 0
     eval_kind: str = "generation"
     max_new_tokens: int = 64
+    mirror: str | None = None
 
     def __post_init__(self) -> None:
         if self.eval_kind not in ("generation", "loglikelihood"):
@@ -95,16 +101,18 @@ class HubStream:
             )
 
     def load(self) -> list[StreamTask]:
-        loaded = [self._load_task(HubTaskSpec(**spec)) for spec in self.tasks]
-        return apply_order(loaded, self.order)
+        # order first: a task left out is never downloaded
+        specs = apply_order([HubTaskSpec(**spec) for spec in self.tasks], self.order)
+        return [self._load_task(spec) for spec in specs]
 
     def _load_task(self, spec: HubTaskSpec) -> StreamTask:
         if spec.processed_dir:
             train = _processed(spec, "train", spec.n_train, self.seed)
             test = _processed(spec, "test", spec.n_test, self.seed)
         else:
-            train_rows = _split(spec, spec.train_split)
-            test_rows = train_rows if spec.test_split == spec.train_split else _split(spec, spec.test_split)
+            source = local_copy(spec.path, self.mirror)
+            train_rows = _split(spec, source, spec.train_split)
+            test_rows = train_rows if spec.test_split == spec.train_split else _split(spec, source, spec.test_split)
             # one split for both: held-out rows are the head of the shuffle, training rows the rest
             skip = spec.n_test if test_rows is train_rows else 0
             test = _pairs(test_rows, spec, 0, spec.n_test, self.seed)
@@ -119,14 +127,12 @@ class HubStream:
         return StreamTask(spec.name, train, generation_task_config(name, test_file, metrics, self.max_new_tokens))
 
 
-def _split(spec: HubTaskSpec, split: str) -> Dataset:
+def _split(spec: HubTaskSpec, source: str, split: str) -> Dataset:
     try:
-        return load_dataset(spec.path, spec.subset, split=split)
+        return load_dataset(source, spec.subset, split=split, revision=spec.revision)
     except Exception as err:  # offline, missing split, bad ID: datasets raises many types
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ForgetbenchError(
-            f"stream task {spec.name!r}: cannot load {spec.path!r} split {split!r}: {first}"
-        ) from err
+        raise ForgetbenchError(f"stream task {spec.name!r}: cannot load {source!r} split {split!r}: {first}") from err
 
 
 def _sample(n_rows: int, skip: int, limit: int | None, seed: int) -> list[int]:
