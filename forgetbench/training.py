@@ -21,6 +21,7 @@ from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetbench.errors import ForgetbenchError, TrainingDiverged
+from forgetbench.optim import StochasticRoundingAdamW
 
 if TYPE_CHECKING:
     from forgetbench.methods.base import Method
@@ -35,8 +36,10 @@ class TrainConfig:
     Attributes:
         steps: optimizer steps per task (each a full effective batch).
         epochs: if set, overrides ``steps`` with epochs × examples / effective batch.
-        batch_size: examples per forward pass.
+        batch_size: examples per forward pass (per device).
         grad_accum: forward passes per optimizer step (effective batch = their product).
+        effective_batch_size: if set, ``grad_accum`` is derived from it: effective / batch_size
+            (which must divide it), so a model's memory-bound batch_size keeps the study's batch.
         lr: peak learning rate.
         schedule: "constant" or "cosine" (decay to zero over the task).
         warmup_steps: linear warmup at the start of each task.
@@ -46,7 +49,8 @@ class TrainConfig:
         loss_on_prompt: also train on prompt tokens (pretraining); the stream masks them.
         reset_optimizer: a fresh optimizer per task (as in Luo et al. 2023).
         autocast: run forward passes under torch.autocast in this dtype ("bfloat16"), with the
-            weights and optimizer states in the model's own dtype (null: no autocast).
+            weights and optimizer states in the model's own dtype (null: no autocast). Weights
+            in bf16 train with :class:`~forgetbench.optim.StochasticRoundingAdamW`.
         log_every: steps between progress lines.
     """
 
@@ -54,6 +58,7 @@ class TrainConfig:
     epochs: float | None = None
     batch_size: int = 32
     grad_accum: int = 1
+    effective_batch_size: int | None = None
     lr: float = 3e-4
     schedule: str = "constant"
     warmup_steps: int = 0
@@ -68,6 +73,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.schedule not in ("constant", "cosine"):
             raise ForgetbenchError(f"train.schedule={self.schedule!r} is not valid; choose constant or cosine")
+        if self.effective_batch_size is not None:
+            if self.batch_size < 1 or self.effective_batch_size % self.batch_size:
+                raise ForgetbenchError(
+                    f"train.batch_size={self.batch_size} does not divide train.effective_batch_size="
+                    f"{self.effective_batch_size}; choose a batch_size that does (e.g. a power of 2)"
+                )
+            self.grad_accum = self.effective_batch_size // self.batch_size
 
     def total_steps(self, n_examples: int) -> int:
         if self.epochs is None:
@@ -127,8 +139,12 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total: int
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; for bf16 weights, the stochastic-rounding AdamW that keeps small updates (see optim.py)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if any(p.dtype == torch.bfloat16 for p in params):
+        return StochasticRoundingAdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    fused = bool(params) and params[0].device.type == "cuda"  # one kernel for all parameters
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
 
 
 @dataclass
@@ -168,7 +184,7 @@ def train_on_task(
         # 1) accumulate gradients over grad_accum forward passes
         for _ in range(config.grad_accum):
             batch = {k: v.to(device) for k, v in next(batches).items()}
-            with _autocast(device, config.autocast):
+            with autocast(device, config.autocast):
                 loss = model(**batch).loss
             extra = method.extra_loss(model)
             if extra is not None:
@@ -190,7 +206,8 @@ def train_on_task(
     return TaskResult(step, loss_value, tokens, time.perf_counter() - start), optimizer
 
 
-def _autocast(device: torch.device, dtype: str | None):
+def autocast(device: torch.device, dtype: str | None):
+    """``torch.autocast`` in ``dtype`` ("bfloat16"), or nothing for null."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
