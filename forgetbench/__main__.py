@@ -1,4 +1,4 @@
-"""``python -m forgetbench [overrides]``: run (or resume) an experiment; ``-m`` sweeps.
+"""``python -m forgetbench [overrides]``: run (or resume) an experiment, then write its report; ``-m`` sweeps.
 
 Errors a user can fix print as one line and exit with status 2; a run that
 failed before writing any result leaves no run directory behind.
@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and datasets' bars; progress is logged per step instead
+if not sys.stderr.isatty():
+    # lm-eval's and datasets' progress bars would fill log files (stderr redirected, Slurm) with one line per
+    # redraw; there, progress is logged per step and per eval task instead. A terminal keeps its bars.
+    os.environ.setdefault("TQDM_DISABLE", "1")
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
@@ -40,7 +43,10 @@ def _remove_if_empty(run_dir: Path) -> None:
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        report = run_experiment(cfg, run_dir)
+        run_experiment(cfg, run_dir)
+        from forgetbench.reporting.report import REPORT_DIR, write_report  # matplotlib, after the run
+
+        report = write_report([run_dir], run_dir / REPORT_DIR)
     except ForgetbenchError as err:
         log.error(str(err))
         print(f"forgetbench: error: {err}", file=sys.stderr)

@@ -7,7 +7,7 @@ import sys
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "report":
-        from forgetbench.report import main as report_main
+        from forgetbench.reporting.cli import main as report_main
 
         sys.exit(report_main(sys.argv[2:]))
     from forgetbench.__main__ import main as experiment_main

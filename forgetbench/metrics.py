@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from forgetbench.streams.base import stream_eval_name
+from forgetbench.results import GENERAL, STREAM
 
 PRIMARY_METRICS = ("acc", "rouge_l", "exact_match")  # a task's headline metric, in this order of preference
 
@@ -31,11 +31,12 @@ def score_matrix(rows: pd.DataFrame, metric: str | None = "acc", eval_kind: str 
 
 
 def stream_order(rows: pd.DataFrame) -> list[str]:
-    """One run's stream eval tasks in training order (the order of ``trained_task`` over steps)."""
+    """One run's stream eval tasks in training order (``trained_task`` over steps, matched to ``stream_task``)."""
     trained = rows.drop_duplicates("step").sort_values("step")["trained_task"].tolist()
-    stream = set(rows.loc[rows["eval_kind"] == "stream", "eval_task"])
-    ordered = [stream_eval_name(t) for t in trained if stream_eval_name(t) in stream]
-    return ordered + sorted(stream - set(ordered))
+    stream = rows[rows["eval_kind"] == STREAM].drop_duplicates("eval_task")
+    eval_task_of = dict(zip(stream["stream_task"], stream["eval_task"]))
+    ordered = [eval_task_of[t] for t in trained if t in eval_task_of]
+    return ordered + sorted(set(eval_task_of.values()) - set(ordered))
 
 
 def luo_forgetting(scores: pd.Series) -> float:
@@ -53,29 +54,34 @@ def luo_forgetting(scores: pd.Series) -> float:
     return float(((r0 - later) / r0).mean() * 100)
 
 
-def forgetting_table(rows: pd.DataFrame, metric: str = "acc", eval_kind: str = "general") -> pd.DataFrame:
-    """Per eval task: start, final, drop and FG.
+def forgetting_table(rows: pd.DataFrame, metric: str = "acc", eval_kind: str = GENERAL) -> pd.DataFrame:
+    """Per eval task of one run: how much it forgot (the one place these numbers are computed).
 
     Columns:
         start: R_0.
-        final: R_N.
+        final: R_N (N: the last step the task was scored at, ``final_step``).
         drop: R_0 − R_N (in the metric's units; points ×100 for accuracies).
         drop_pct: (R_0 − R_N) / R_0 × 100.
         fg: :func:`luo_forgetting`.
+        max_drop, max_drop_step: :func:`max_drop`.
     """
     matrix = score_matrix(rows, metric, eval_kind)
     records = []
     for task in matrix.columns:
         scores = matrix[task].dropna()
         start, final = scores.iloc[0], scores.iloc[-1]
+        worst, worst_step = max_drop(scores)
         records.append(
             {
                 "eval_task": task,
                 "start": start,
                 "final": final,
+                "final_step": int(scores.index.max()),
                 "drop": start - final,
                 "drop_pct": (start - final) / start * 100 if start else float("nan"),
                 "fg": luo_forgetting(scores),
+                "max_drop": worst,
+                "max_drop_step": worst_step,
             }
         )
     return pd.DataFrame(records).set_index("eval_task")

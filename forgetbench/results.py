@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,10 @@ from forgetbench.errors import ForgetbenchError
 
 RESULTS_FILE = "results.parquet"
 ITEMS_DIR = "items"
+
+# eval_kind values: a task of the general-ability suite, or a stream task's held-out items
+GENERAL = "general"
+STREAM = "stream"
 
 SCHEMA = pa.schema(
     [
@@ -35,6 +40,7 @@ SCHEMA = pa.schema(
         pa.field("trained_task", pa.string()),  # the task trained at this step ("" at step 0)
         pa.field("eval_kind", pa.string()),  # general (the eval suite) | stream (held-out stream task)
         pa.field("eval_task", pa.string()),
+        pa.field("stream_task", pa.string()),  # the stream task whose held-out items these are ("" for general)
         pa.field("eval_category", pa.string()),  # the suite's category of the task ("stream" for stream tasks)
         pa.field("metric", pa.string()),
         pa.field("value", pa.float64()),
@@ -58,11 +64,58 @@ ITEM_SCHEMA = pa.schema(
 )
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """What every row of one run shares."""
+
+    run_id: str
+    experiment: str
+    model: str
+    n_params: int
+    architecture: str
+    method: str
+    seed: int
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One row of the long table: one metric of one eval task after one step (fields = SCHEMA)."""
+
+    run_id: str
+    experiment: str
+    model: str
+    n_params: int
+    architecture: str
+    method: str
+    seed: int
+    step: int
+    trained_task: str
+    eval_kind: str
+    eval_task: str
+    stream_task: str
+    eval_category: str
+    metric: str
+    value: float
+    stderr: float | None
+    n: int
+    wall_time: float
+    config_hash: str
+
+    @classmethod
+    def of(cls, facts: RunFacts, **fields) -> ResultRow:
+        """A row of the run ``facts`` describe; ``fields`` are the rest (a missing or unknown one raises)."""
+        return cls(**asdict(facts), **fields)
+
+
 def _read(path: Path) -> pd.DataFrame:
-    """A results file in the current schema; columns added since it was written are filled in."""
+    """A results file in the current schema; columns added since it was written are derived."""
     frame = pq.read_table(path).to_pandas()
-    if "eval_category" not in frame:  # tables written before categories existed
-        frame["eval_category"] = frame["eval_kind"].where(frame["eval_kind"] == "stream", "other")
+    stream = frame["eval_kind"] == STREAM if "eval_kind" in frame else None
+    if "eval_category" not in frame and stream is not None:  # tables written before categories existed
+        frame["eval_category"] = frame["eval_kind"].where(stream, "other")
+    if "stream_task" not in frame and stream is not None:  # tables that named stream tasks stream_<task>
+        frame["stream_task"] = frame["eval_task"].str.removeprefix("stream_").where(stream, "")
     missing = [name for name in SCHEMA.names if name not in frame]
     if missing:
         raise pa.ArrowInvalid(f"columns {missing} are missing")
@@ -95,12 +148,12 @@ class RunTable:
     def steps(self) -> set[int]:
         return set(self.read()["step"].unique().tolist())
 
-    def append_step(self, rows: Iterable[dict], items: pd.DataFrame, step: int) -> None:
+    def append_step(self, rows: Iterable[ResultRow], items: pd.DataFrame, step: int) -> None:
         """Add one step's rows, replacing any earlier rows of that step (never duplicated)."""
         items = items.assign(step=step)
         _write_atomic(_table(items, ITEM_SCHEMA), self.run_dir / ITEMS_DIR / f"step-{step:03d}.parquet")
         old = self.read()
-        new = pd.DataFrame(list(rows))
+        new = pd.DataFrame([asdict(row) for row in rows], columns=SCHEMA.names)
         merged = pd.concat([old[old["step"] != step], new], ignore_index=True) if len(old) else new
         _write_atomic(_table(merged, SCHEMA), self.path)
 

@@ -4,6 +4,8 @@ Reads top to bottom: ``setup`` builds every component from its config group
 (and validates it, before anything is written), ``run`` is the loop, and each
 finished step is recorded (rows, then checkpoint) so a rerun after a crash
 continues from the last completed step without losing or repeating a row.
+The report is the entry point's job, after the run: a training job imports no
+plotting library.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
 from forgetbench.hashing import stable_hash
 from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table
-from forgetbench.report import REPORT_DIR, write_report
-from forgetbench.results import RunTable
+from forgetbench.models import resolve_device
+from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.training import build_optimizer, train_on_task
 
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
-UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint")  # change where results go, not what they are
+# where results go and what runs them, not what they are (a device changes only floating-point noise)
+UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -74,9 +77,19 @@ class Recipe:
         self.method = build(self.cfg.method, "method")
         self.train_config = build(self.cfg.train, "train")
         self.suite = build(self.cfg.eval, "eval")
-        self.bridge = LmEvalBridge(self.suite, [t.eval_config for t in self.stream])
-        self.loaded = build(self.cfg.model, "model").load()
+        self.bridge = LmEvalBridge(self.suite, self.stream)
+        self.loaded = build(self.cfg.model, "model").load(resolve_device(self.cfg.device))
         self.loaded.model = self.method.prepare_model(self.loaded.model, [t.name for t in self.stream])
+        self.facts = RunFacts(
+            run_id=self.run_dir.name,
+            experiment=self.cfg.experiment_name,
+            model=self.loaded.name,
+            n_params=self.loaded.n_params,
+            architecture=self.loaded.architecture,
+            method=self.cfg.method.name,
+            seed=self.cfg.seed,
+            config_hash=self.hash,
+        )
         set_seed(self.cfg.seed)  # after loading: pretraining a cached base model must not shift the RNG
         self.optimizer = None
         self.done = self._resume()
@@ -114,7 +127,7 @@ class Recipe:
 
     # ---- the loop ----
 
-    def run(self) -> Path:
+    def run(self) -> None:
         n = len(self.stream)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_status(finished=False)
@@ -141,10 +154,10 @@ class Recipe:
                 self.loaded.tokenizer,
                 examples,
                 self.train_config,
-                self.method,
                 seed=ctx.seed,
                 optimizer=self.optimizer,
                 label=f"step {step}/{n} {task.name}",
+                extra_loss=self.method.extra_loss,
             )
             self.method.after_task(ctx)
             self._record(step, task.name, start)
@@ -152,7 +165,7 @@ class Recipe:
         self._write_status(finished=True)
         if not self.cfg.keep_checkpoint:
             remove_checkpoint(self.run_dir)
-        return self.report()
+        self.log_summary()
 
     def _record(self, step: int, trained_task: str, start: float) -> None:
         """Evaluate, append the step's rows, then checkpoint (in that order: see _resume)."""
@@ -163,39 +176,29 @@ class Recipe:
         optimizer = None if self.train_config.reset_optimizer else self.optimizer
         save_checkpoint(self.run_dir, step, self.loaded.model, optimizer, self.method.state_dict())
 
-    def _rows(self, evaluation: Evaluation, step: int, trained_task: str, seconds: float) -> list[dict]:
-        stream_names = {t.eval_name for t in self.stream}
-        common = {
-            "run_id": self.run_dir.name,
-            "experiment": self.cfg.experiment_name,
-            "model": self.loaded.name,
-            "n_params": self.loaded.n_params,
-            "architecture": self.loaded.architecture,
-            "method": self.cfg.method.name,
-            "seed": self.cfg.seed,
-            "step": step,
-            "trained_task": trained_task,
-            "wall_time": seconds,
-            "config_hash": self.hash,
-        }
+    def _rows(self, evaluation: Evaluation, step: int, trained_task: str, seconds: float) -> list[ResultRow]:
         return [
-            {
-                **common,
-                "eval_kind": "stream" if s.eval_task in stream_names else "general",
-                "eval_category": "stream" if s.eval_task in stream_names else self.suite.category_of(s.eval_task),
-                "eval_task": s.eval_task,
-                "metric": s.metric,
-                "value": s.value,
-                "stderr": s.stderr,
-                "n": s.n,
-            }
+            ResultRow.of(
+                self.facts,
+                step=step,
+                trained_task=trained_task,
+                eval_kind=STREAM if s.stream_task else GENERAL,
+                eval_task=s.eval_task,
+                stream_task=s.stream_task,
+                eval_category=STREAM if s.stream_task else self.suite.category_of(s.eval_task),
+                metric=s.metric,
+                value=s.value,
+                stderr=s.stderr,
+                n=s.n,
+                wall_time=seconds,
+            )
             for s in evaluation.scores
         ]
 
-    def report(self) -> Path:
+    def log_summary(self) -> None:
+        """Log each general task's curve and its forgetting (start, final, drop, FG)."""
         rows = self.table.read()
-        _log_summary(rows[(rows["eval_kind"] == "general") & (rows["metric"] == "acc")])
-        return write_report([self.run_dir], self.run_dir / REPORT_DIR)
+        _log_summary(rows[(rows["eval_kind"] == GENERAL) & (rows["metric"] == "acc")])
 
 
 def _log_eta(step: int, total: int, seconds: float) -> None:
@@ -219,11 +222,12 @@ def _log_summary(general: pd.DataFrame) -> None:
         )
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path) -> Path:
-    """Run (or resume) one experiment in ``run_dir``; return the report's path."""
+def run_experiment(cfg: DictConfig, run_dir: Path) -> None:
+    """Run (or resume) one experiment in ``run_dir``; a finished run is left as it is."""
     recipe = Recipe(cfg, run_dir)
     if recipe.finished:
         log.info(f"{run_dir} is already finished; nothing to do")
-        return recipe.report()
+        recipe.log_summary()
+        return
     recipe.setup()
-    return recipe.run()
+    recipe.run()

@@ -1,7 +1,8 @@
 """Fine-tune a model on one task: the inner loop of every step of a stream.
 
 A hand-written loop rather than ``transformers.Trainer`` because methods plug
-into it (an extra loss term, the batches fed to training), a resumed run must
+into it (an extra loss term through ``extra_loss``; the runner chooses the
+examples fed to it), a resumed run must
 repeat an interrupted step bit for bit, and the loop stays readable in one
 sitting. Batching reuses ``DataCollatorForSeq2Seq``, which pads inputs and
 labels (with -100) for decoder-only and encoder-decoder models alike.
@@ -13,8 +14,8 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from datasets import Dataset
@@ -22,9 +23,6 @@ from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedToke
 
 from forgetbench.errors import ForgetbenchError, TrainingDiverged
 from forgetbench.optim import StochasticRoundingAdamW
-
-if TYPE_CHECKING:
-    from forgetbench.methods.base import Method
 
 log = logging.getLogger(__name__)
 
@@ -155,21 +153,28 @@ class TaskResult:
     seconds: float
 
 
+ExtraLoss = Callable[[PreTrainedModel], "torch.Tensor | None"]
+
+
 def train_on_task(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     examples: Dataset,
     config: TrainConfig,
-    method: Method,
     seed: int,
     optimizer: torch.optim.Optimizer | None = None,
     label: str = "",
+    extra_loss: ExtraLoss | None = None,
 ) -> tuple[TaskResult, torch.optim.Optimizer]:
     """Train ``model`` in place on ``examples`` for one task.
 
     Batches are drawn in an order fixed by ``seed`` alone, so rerunning a step
     after a crash sees the same data. Raises :class:`TrainingDiverged` when the
     loss stops being finite.
+
+    Args:
+        extra_loss: ``extra_loss(model)`` is added to the task loss at every forward pass
+            (a method's penalty); None, or a call returning None, adds nothing.
     """
     device = next(model.parameters()).device
     loader = make_loader(examples, tokenizer, model, config, config.batch_size, seed)
@@ -186,7 +191,7 @@ def train_on_task(
             batch = {k: v.to(device) for k, v in next(batches).items()}
             with autocast(device, config.autocast):
                 loss = model(**batch).loss
-            extra = method.extra_loss(model)
+            extra = extra_loss(model) if extra_loss else None
             if extra is not None:
                 loss = loss + extra
             (loss / config.grad_accum).backward()

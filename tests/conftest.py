@@ -17,16 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
-# A world and models small enough that a whole run takes seconds (targets are checked
-# separately, at default sizes, in test_default_experiment.py).
-SMALL_WORLD = [
-    "world.n_people=24",
-    "world.n_eval=16",
-    "world.n_stream_train=64",
-    "world.n_stream_eval=12",
-    "world.n_routine_docs=40",
-    "world.n_reading_docs=40",
-]
+# `debug=smoke` shrinks the world, training and evaluation (conf/debug/smoke.yaml); the tiny base model
+# is shrunk here, so that a whole run takes seconds (targets are checked separately, at default
+# sizes, in test_default_experiment.py).
 SMALL_MODEL = [
     "model.hidden_size=32",
     "model.ffn_size=64",
@@ -34,8 +27,7 @@ SMALL_MODEL = [
     "model.num_heads=2",
     "model.pretrain.steps=20",
 ]
-SMALL_TRAIN = ["train.steps=8", "train.batch_size=8", "train.log_every=4"]
-SMALL = SMALL_WORLD + SMALL_MODEL + SMALL_TRAIN
+SMALL = ["debug=smoke", *SMALL_MODEL]
 
 
 @pytest.fixture(scope="session")

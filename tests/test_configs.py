@@ -61,3 +61,16 @@ def test_default_is_the_tiny_world() -> None:
     assert cfg.stream.name == "tiny_world"
     assert cfg.method.name == "full"
     assert list(cfg.eval.tasks) == ["tiny_world_knowledge", "tiny_world_continuation", "tiny_world_reading"]
+
+
+@pytest.mark.parametrize("experiment", ["", *EXPERIMENTS])
+def test_debug_smoke_shrinks_any_experiment(experiment: str) -> None:
+    """`debug=smoke` composes after the experiment and leaves a run of a few steps, items and rows, on the CPU."""
+    from hydra.utils import instantiate
+
+    cfg = compose([f"experiment={experiment}"] * bool(experiment) + ["debug=smoke"])
+    assert cfg.device == "cpu" and cfg.eval.limit == 16
+    train = instantiate(cfg.train)
+    assert train.total_steps(100_000) == 8 and train.batch_size * train.grad_accum == 8
+    stream = instantiate(cfg.stream)  # builds the stream's object without loading any data
+    assert stream.max_train_examples == 64

@@ -22,6 +22,9 @@ def _check_complete_run(rows: pd.DataFrame) -> None:
     assert dict(zip(rows["step"], rows["trained_task"])) == TRAINED
     assert set(rows.loc[rows["eval_task"].isin(STREAM), "eval_kind"]) == {"stream"}
     assert set(rows.loc[rows["eval_task"].isin(GENERAL), "eval_kind"]) == {"general"}
+    stream = rows[rows["eval_kind"] == "stream"]
+    assert (stream["eval_task"] == "stream_" + stream["stream_task"]).all()  # the stream task each row scores
+    assert set(rows.loc[rows["eval_kind"] == "general", "stream_task"]) == {""}
     assert rows["value"].between(0, 1).all() and (rows["n"] > 0).all() and rows["stderr"].notna().all()
     assert rows["config_hash"].nunique() == 1 and (rows["n_params"] > 0).all()
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from forgetbench.errors import ForgetbenchError
+from forgetbench.evaluation.task_configs import stream_task_config
 from forgetbench.jsonl import write_jsonl
+from forgetbench.streams.base import Scoring
 from forgetbench.streams.hub import HubStream
 
 # GEM/wiki_auto_asset_turk's columns, a few hand-written rows
@@ -40,23 +42,23 @@ def test_hub_stream_reads_a_local_copy(tmp_path) -> None:
     assert len(task.train) == 6
     assert task.train[0]["prompt"].startswith("Simplify: The committee")
     assert task.train[0]["response"].startswith("The committee met often since")
-    assert task.eval_config["task"] == "stream_wiki_auto"
-    assert task.eval_config["output_type"] == "generate_until"
-    assert [m["metric"] for m in task.eval_config["metric_list"]] == ["rouge_l", "exact_match"]
+    assert task.scoring == Scoring("generation", ("rouge_l", "exact_match"), max_new_tokens=64)
+    config = stream_task_config(task)  # evaluation's lm-eval task over the held-out rows
+    assert config["task"] == "stream_wiki_auto" and config["include"].endswith("_generation.yaml")
+    assert [m["metric"] for m in config["metric_list"]] == ["rouge_l", "exact_match"]
     [scored] = HubStream(
         name="s",
         tasks=_stream(tmp_path / "data", tmp_path / "c").tasks,
         cache_dir=str(tmp_path),
         eval_kind="loglikelihood",
     ).load()
-    assert scored.eval_config["output_type"] == "loglikelihood"
+    assert scored.scoring == Scoring("loglikelihood")
 
 
 def test_one_split_gives_disjoint_train_and_test(tmp_path) -> None:
     write_jsonl(tmp_path / "data" / "train.jsonl", ROWS)
     [task] = _stream(tmp_path / "data", tmp_path / "cache", test_split="train", n_train=None).load()
-    test_file = task.eval_config["dataset_kwargs"]["data_files"]["test"]
-    test_prompts = {line for line in open(test_file)}
+    test_prompts = {line for line in open(task.test_file)}
     assert len(task.train) == 7 and len(test_prompts) == 3
     assert not {r["prompt"] for r in task.train} & {__import__("json").loads(x)["prompt"] for x in test_prompts}
 

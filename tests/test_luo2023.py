@@ -46,7 +46,7 @@ def test_every_task_builds_from_its_hub_layout(hub_copies, tmp_path) -> None:
     assert [t.name for t in tasks] == ["wiki_auto", "empathetic_dialogues", "eli5", "esnli", "gigaword"]
     for task in tasks:
         assert len(task.train) in (6, 8) and all(r["prompt"] and r["response"] for r in task.train)
-        assert task.eval_config["task"] == f"stream_{task.name}"
+        assert task.test_file.is_file() and task.scoring.kind == "generation"
     gigaword = tasks[-1].train
     for row in gigaword:
         word = row["prompt"].split("the word '")[1].split("'")[0]

@@ -12,7 +12,8 @@ from forgetbench.methods.base import TaskContext
 from forgetbench.methods.ewc import EWC
 from forgetbench.methods.l2sp import L2SP
 from forgetbench.methods.lora import LoRA
-from forgetbench.methods.olora import OLoRA, adapter_name, orthogonality
+from forgetbench.methods.olora import OLoRA, orthogonality
+from forgetbench.methods.peft_adapters import LoRASettings, adapter_name
 from forgetbench.methods.replay import Replay
 from forgetbench.results import read_results
 from forgetbench.training import TrainConfig, train_on_task
@@ -91,10 +92,11 @@ def test_replay_batches_hold_the_configured_fraction() -> None:
 @pytest.mark.parametrize("kind", ["llama", "mt5"])
 def test_lora_keeps_the_base_bit_identical(kind: str) -> None:
     model, tokenizer = _model(kind)
-    method = LoRA(r=2, alpha=4)
+    method = LoRA(lora=LoRASettings(r=2, alpha=4))
     model = method.prepare_model(model, ["t"])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    train_on_task(model, tokenizer, _examples(), TrainConfig(steps=3, batch_size=4, lr=1e-2), method, seed=0)
+    config = TrainConfig(steps=3, batch_size=4, lr=1e-2)
+    train_on_task(model, tokenizer, _examples(), config, seed=0, extra_loss=method.extra_loss)
     after = dict(model.named_parameters())
     base = [n for n in before if "lora_" not in n]
     trained = [n for n in before if "lora_B" in n]
@@ -105,7 +107,7 @@ def test_lora_keeps_the_base_bit_identical(kind: str) -> None:
 
 def test_olora_penalty_falls_as_subspaces_become_orthogonal() -> None:
     model, _ = _model()
-    method = OLoRA(r=2, strength=1.0)
+    method = OLoRA(lora=LoRASettings(r=2), strength=1.0)
     model = method.prepare_model(model, ["t1", "t2"])
     layers = [m for m in model.modules() if isinstance(getattr(m, "lora_A", None), torch.nn.ModuleDict)]
     with torch.no_grad():

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from forgetbench.reporting.report import write_report
 from forgetbench.results import read_results
 from forgetbench.runner import run_experiment
 from forgetbench.tiny.files import materialize_world
 from forgetbench.tiny.world import WorldSpec
-from tests.conftest import SMALL_TRAIN, SMALL_WORLD, compose
+from tests.conftest import compose
 from tests.helpers import save_tiny_model
 
 WORLD = WorldSpec(n_people=24, n_eval=16, n_stream_train=64, n_stream_eval=12, n_routine_docs=40, n_reading_docs=40)
+# (the world of debug=smoke)
 
 
 @pytest.mark.parametrize(
@@ -32,12 +34,13 @@ def test_hub_model_config_runs_on_a_local_stand_in(config, kind, class_name, arc
             "model.dtype=float32",
             f"paths.root_dir={tmp_path}",
             f"paths.cache_dir={cache_dir}",
-            *SMALL_WORLD,
-            *SMALL_TRAIN,
+            "debug=smoke",
         ]
     )
+    assert WorldSpec(**{k: v for k, v in cfg.world.items() if k != "_target_"}) == WORLD
     run_dir = tmp_path / "run"
-    report = run_experiment(cfg, run_dir)
+    run_experiment(cfg, run_dir)
+    report = write_report([run_dir], run_dir / "report")
 
     rows = read_results(run_dir)
     assert set(rows["step"]) == {0, 1, 2, 3}

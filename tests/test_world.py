@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from forgetbench.tiny.files import materialize_world
 from forgetbench.tiny.stream_tasks import STREAM_TASKS, stream_task_rows
-from forgetbench.tiny.world import RELATIONS, WorldSpec, build_world, corpus, knowledge_items
+from forgetbench.tiny.suite import tiny_world_suite
+from forgetbench.tiny.world import GENERAL_TASKS, RELATIONS, WorldSpec, build_world, corpus, knowledge_items
 
 SPEC = WorldSpec(n_people=24, n_eval=16, n_stream_train=64, n_stream_eval=12, n_routine_docs=20, n_reading_docs=20)
 
@@ -52,6 +53,9 @@ def test_materialize_is_cached_and_complete(tmp_path) -> None:
     first = materialize_world(SPEC, tmp_path)
     again = materialize_world(SPEC, tmp_path)
     assert first.root == again.root
+    assert all(first.general_file(kind).stat().st_size > 0 for kind in GENERAL_TASKS)
+    suite = tiny_world_suite(SPEC, str(tmp_path), name="tiny_world", tasks=["tiny_world_knowledge"])
+    assert str(first.tasks_dir) in suite.include_path  # the factory's task folder, beside the world's rows
     assert sorted(p.name for p in first.tasks_dir.glob("*.yaml")) == [
         "tiny_world_continuation.yaml",
         "tiny_world_knowledge.yaml",

@@ -10,6 +10,10 @@ Design choices, each for a reason:
   training RNG streams are untouched by evaluation (resumed runs stay exact).
 - Task data sets are read from the suite's Hub mirror when it holds them, so the
   stock task YAMLs run unchanged on a machine without Hub access.
+- Stream tasks arrive as data (held-out rows and a scoring kind); their task YAMLs are
+  written here, into a folder that lives as long as the bridge, and loaded by path.
+- lm-eval's per-request progress bars show on an interactive terminal only; redirected
+  output (log files, Slurm) gets one line per eval task instead.
 """
 
 from __future__ import annotations
@@ -18,18 +22,23 @@ import contextlib
 import difflib
 import functools
 import logging
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import Path
 
 import pandas as pd
 from packaging.version import Version
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.suite import EvalSuite
+from forgetbench.evaluation.task_configs import stream_task_config, write_task_yaml
 from forgetbench.hub_mirror import datasets_from
 from forgetbench.models import LoadedModel
+from forgetbench.streams.base import StreamTask
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +61,51 @@ def _task_manager(folders: tuple[str, ...]):
     return TaskManager(include_path=list(folders))
 
 
+def _no_git_hash() -> None:
+    return None
+
+
+def _silence_git_probe() -> None:
+    """lm-eval stamps every result with ``git describe`` of the working directory, run with its
+    stderr inherited, so each evaluation outside a git checkout prints "fatal: not a git
+    repository" into the run's output. forgetbench never reads that stamp (its rows carry the
+    config hash), and lm-eval has no option to skip it: the probe is replaced by a silent one."""
+    import lm_eval.evaluator
+
+    lm_eval.evaluator.get_git_commit_hash = _no_git_hash
+
+
+@functools.cache
+def _hflm_class():
+    """lm-eval's HFLM, its progress bars shown only when stderr is a terminal.
+
+    Its request methods take ``disable_tqdm``, but lm-eval's evaluator never passes it and
+    each bar is built with an explicit ``disable=``, so neither TQDM_DISABLE nor any option
+    reaches them; passing the flag in these three methods is the narrowest way.
+    """
+    from lm_eval.models.huggingface import HFLM
+
+    class QuietableHFLM(HFLM):
+        progress_bars = True
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return super().generate_until(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
+
+    return QuietableHFLM
+
+
 @dataclass
 class TaskScore:
-    """One metric of one task (or group) after one evaluation."""
+    """One metric of one task (or group) after one evaluation.
+
+    ``stream_task`` names the stream task whose held-out items were scored ("" for the suite's tasks).
+    """
 
     eval_task: str
     metric: str
@@ -62,6 +113,17 @@ class TaskScore:
     stderr: float | None
     n: int
     seconds: float
+    stream_task: str = ""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One evaluation of ``evaluate``: an lm-eval spec (a registered name or a YAML path)."""
+
+    name: str
+    spec: str
+    shots: int | None
+    stream_task: str = ""
 
 
 @dataclass
@@ -75,19 +137,22 @@ class LmEvalBridge:
 
     Args:
         suite: the general-ability tasks.
-        stream_configs: inline lm-eval task configs of the stream tasks.
+        stream_tasks: the stream's tasks, whose held-out rows are scored too.
     """
 
-    def __init__(self, suite: EvalSuite, stream_configs: list[dict]) -> None:
+    def __init__(self, suite: EvalSuite, stream_tasks: list[StreamTask]) -> None:
         _check_lm_eval_version()
         self.suite = suite
         self.task_manager = _task_manager(tuple(str(p) for p in suite.task_folders()))
-        # registered tasks go by name (lm-eval reads their YAML); stream tasks as inline configs
-        self.specs: list[tuple[str | dict, int | None]] = suite.task_shots()
-        self.specs += [(dict(c), None) for c in stream_configs]
         self._check_known([name for name, _ in suite.task_shots()])
+        self._stream_dir = tempfile.TemporaryDirectory(prefix="forgetbench-stream-tasks-")
+        # registered tasks go by name; stream tasks by the path of the YAML written for them
+        self.entries = [_Entry(name, name, shots) for name, shots in suite.task_shots()]
+        for task in stream_tasks:
+            path = write_task_yaml(stream_task_config(task), Path(self._stream_dir.name))
+            self.entries.append(_Entry(path.stem, str(path), None, task.name))
         self._lm = None  # one HFLM per model object: it holds a reference, training updates it in place
-        self._built: dict[int, object] = {}  # built lm-eval Task/Group per spec: data loaded once per run
+        self._built: dict[int, object] = {}  # built lm-eval Task/Group per entry: data loaded once per run
 
     def _check_known(self, names: list[str]) -> None:
         known = set(self.task_manager.all_tasks)
@@ -106,28 +171,29 @@ class LmEvalBridge:
         Args:
             loaded: the model and tokenizer.
             label: prefix of the progress lines.
-            context: ``context(model, eval_task)`` gives a context manager each task is
-                scored inside (a method's choice of adapter); none by default.
+            context: ``context(model, eval_task, stream_task)`` gives a context manager each task
+                is scored inside (a method's choice of adapter; ``stream_task`` is "" for the
+                suite's tasks); none by default.
         """
         from lm_eval import simple_evaluate
 
+        _silence_git_probe()
         lm = self._wrap(loaded)
         scores, items = [], []
         # HFLM calls eval() once, when built; training has switched dropout (and gradient
         # checkpointing, which breaks cached generation) back on since
         loaded.model.eval()
         try:
-            for index, (spec, shots) in enumerate(self.specs, start=1):
-                name = spec if isinstance(spec, str) else spec["task"]
+            for index, entry in enumerate(self.entries, start=1):
                 start = time.perf_counter()
                 with (
-                    context(loaded.model, name) if context else contextlib.nullcontext(),
+                    context(loaded.model, entry.name, entry.stream_task) if context else contextlib.nullcontext(),
                     datasets_from(self.suite.mirror),
                 ):
                     out = simple_evaluate(
                         model=lm,
-                        tasks=[self._built_task(index, spec, name)],
-                        num_fewshot=shots,
+                        tasks=[self._built_task(index, entry)],
+                        num_fewshot=entry.shots,
                         task_manager=self.task_manager,
                         limit=self.suite.limit,
                         cache_requests=False,
@@ -138,36 +204,35 @@ class LmEvalBridge:
                         torch_random_seed=None,
                     )
                 seconds = time.perf_counter() - start
-                task_scores = _scores(out, seconds)
+                task_scores = _scores(out, seconds, entry.stream_task)
                 scores += task_scores
                 items.append(_items(out))
                 # the entry's own scores (a group's overall, not its dozens of subtasks)
-                main = ", ".join(f"{s.metric}={s.value:.3f}" for s in task_scores if s.eval_task == name)
-                log.info(f"[{label}] eval {index}/{len(self.specs)} {name}: {main} ({seconds:.1f}s)")
+                main = ", ".join(f"{s.metric}={s.value:.3f}" for s in task_scores if s.eval_task == entry.name)
+                log.info(f"[{label}] eval {index}/{len(self.entries)} {entry.name}: {main} ({seconds:.1f}s)")
         finally:
             loaded.model.train()
         return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
 
-    def _built_task(self, index: int, spec: str | dict, name: str):
+    def _built_task(self, index: int, entry: _Entry):
         """The task (or group) built once and reused at every step; a tag, which expands to
         several tasks, is passed by name and rebuilt each time."""
         if index not in self._built:
-            loaded = self.task_manager.load([spec])
-            self._built[index] = loaded["groups"].get(name) or loaded["tasks"].get(name) or spec
+            loaded = self.task_manager.load([entry.spec])
+            self._built[index] = loaded["groups"].get(entry.name) or loaded["tasks"].get(entry.name) or entry.spec
         return self._built[index]
 
     def _wrap(self, loaded: LoadedModel):
-        from lm_eval.models.huggingface import HFLM
-
         if self._lm is None or self._lm.model is not loaded.model:
             backend = "seq2seq" if loaded.model.config.is_encoder_decoder else "causal"
-            self._lm = HFLM(
+            self._lm = _hflm_class()(
                 pretrained=loaded.model, tokenizer=loaded.tokenizer, backend=backend, batch_size=self.suite.batch_size
             )
+        self._lm.progress_bars = sys.stderr.isatty()
         return self._lm
 
 
-def _scores(out: dict, seconds: float) -> list[TaskScore]:
+def _scores(out: dict, seconds: float, stream_task: str) -> list[TaskScore]:
     """Metric rows from lm-eval's results (leaf tasks and groups alike)."""
     rows = []
     counts = {task: v["effective"] for task, v in out.get("n-samples", {}).items()}
@@ -183,7 +248,7 @@ def _scores(out: dict, seconds: float) -> list[TaskScore]:
             if metric in ("alias", "sample_len") or metric.endswith("_stderr") or not isinstance(value, int | float):
                 continue
             stderr = metrics.get(f"{metric}_stderr,{_filter}")
-            rows.append(TaskScore(task, metric, float(value), _number(stderr), int(n), seconds))
+            rows.append(TaskScore(task, metric, float(value), _number(stderr), int(n), seconds, stream_task))
     return rows
 
 

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forgetbench.evaluation.task_configs import TASKS_DIR
-from forgetbench.tiny.files import materialize_world
-from forgetbench.tiny.world import WorldSpec
 
 
 @dataclass
@@ -21,9 +19,8 @@ class EvalSuite:
         num_fewshot: shots for entries that do not set their own (null: the task's default).
         limit: items per task (null: all); for smoke runs.
         batch_size: lm-eval batch size.
-        include_path: extra folders of task YAMLs.
-        world: a tiny world whose generated tasks the suite uses (null for real suites).
-        cache_dir: where generated worlds are kept (with ``world``).
+        include_path: extra folders of task YAMLs (a suite built by a factory, such as the tiny
+            world's, puts its own generated tasks here).
         categories: category -> task names, for per-category forgetting (a task's
             subtasks, e.g. mmlu_*, belong to its category). Category "bias" is
             reported as a change in bias, never as forgetting.
@@ -37,8 +34,6 @@ class EvalSuite:
     limit: int | None = None
     batch_size: int = 64
     include_path: list[str] = field(default_factory=list)
-    world: WorldSpec | None = None
-    cache_dir: str | None = None
     categories: dict[str, list[str]] = field(default_factory=dict)
     mirror: str | None = None
 
@@ -50,11 +45,8 @@ class EvalSuite:
         return "other"
 
     def task_folders(self) -> list[Path]:
-        """Folders on lm-eval's include_path: the project's own, the user's, the world's."""
-        folders = [TASKS_DIR, *(Path(p) for p in self.include_path)]
-        if self.world is not None:
-            folders.append(materialize_world(self.world, self.cache_dir or ".cache").tasks_dir)
-        return folders
+        """Folders on lm-eval's include_path: the project's own, then ``include_path``."""
+        return [TASKS_DIR, *(Path(p) for p in self.include_path)]
 
     def task_shots(self) -> list[tuple[str, int | None]]:
         """Each task name with its number of shots (None: the task's default)."""

@@ -1,56 +1,70 @@
-"""lm-eval task configs over local JSON files, built from the templates in ``tasks/``.
+"""lm-eval task configs over local JSON files: the one place that turns scoring kinds into tasks.
 
-Plain dictionaries and YAML only; running them is the bridge's job.
+A task is a small YAML that ``include:``s one of the templates in ``tasks/``
+(``_multiple_choice.yaml``, ``_loglikelihood.yaml``, ``_generation.yaml``, which
+share ``_local_rows.yaml``) and names its data file. Plain dictionaries and YAML
+only; running them is the bridge's job.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 
+from forgetbench.streams.base import Scoring, StreamTask
+
 TASKS_DIR = Path(__file__).parent / "tasks"
-TEMPLATES = {"multiple_choice": "_multiple_choice.yaml", "loglikelihood": "_loglikelihood.yaml"}
+TEMPLATES = {
+    "multiple_choice": "_multiple_choice.yaml",
+    "loglikelihood": "_loglikelihood.yaml",
+    "generation": "_generation.yaml",
+}
 
 
-def local_task_config(name: str, data_file: Path, kind: str) -> dict:
-    """A complete task config scoring the rows of ``data_file``.
+def stream_eval_name(task: str) -> str:
+    """The lm-eval task name a stream task's held-out items are scored under."""
+    return f"stream_{task}"
+
+
+def local_task_config(name: str, data_file: Path, scoring: Scoring | str) -> dict:
+    """A task config scoring the rows of ``data_file``.
 
     Args:
         name: the task name lm-eval reports it under.
-        data_file: a JSON/JSONL file; multiple_choice rows hold question, choices
-            and answer (index), loglikelihood rows hold prompt and response.
-        kind: "multiple_choice" or "loglikelihood".
+        data_file: a JSON/JSONL file in the layout ``scoring.kind`` reads (see :class:`Scoring`).
+        scoring: how the rows are scored (a bare kind for the defaults).
     """
-    template = yaml.safe_load((TASKS_DIR / TEMPLATES[kind]).read_text())
-    data = {"data_files": {"test": str(Path(data_file).resolve())}}
-    return {"task": name, **template, "dataset_kwargs": data}
-
-
-def generation_task_config(name: str, data_file: Path, metrics: list[str], max_new_tokens: int = 64) -> dict:
-    """A task that generates a response to each ``prompt`` (greedy, up to a newline) and scores it
-    against ``response`` with :func:`score_generation` (``metrics``: which of its scores to report)."""
-    from forgetbench.evaluation.generation_metrics import score_generation
-
-    return {
+    scoring = Scoring(scoring) if isinstance(scoring, str) else scoring
+    config = {
         "task": name,
-        "dataset_path": "json",
+        "include": str(TASKS_DIR / TEMPLATES[scoring.kind]),
         "dataset_kwargs": {"data_files": {"test": str(Path(data_file).resolve())}},
-        "test_split": "test",
-        "output_type": "generate_until",
-        "doc_to_text": "prompt",
-        "doc_to_target": "response",
-        "target_delimiter": " ",
-        "generation_kwargs": {"until": ["\n"], "max_gen_toks": max_new_tokens, "do_sample": False},
-        "process_results": score_generation,
-        "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in metrics],
-        "metadata": {"version": 1.0},
     }
+    if scoring.kind == "generation":
+        config["generation_kwargs"] = {"until": ["\n"], "max_gen_toks": scoring.max_new_tokens, "do_sample": False}
+        if scoring.metrics:  # else the template's
+            config["metric_list"] = [
+                {"metric": m, "aggregation": "mean", "higher_is_better": True} for m in scoring.metrics
+            ]
+    return config
+
+
+def stream_task_config(task: StreamTask) -> dict:
+    """The task scoring ``task``'s held-out rows, named :func:`stream_eval_name`."""
+    return local_task_config(stream_eval_name(task.name), task.test_file, task.scoring)
 
 
 def write_task_yaml(config: dict, folder: Path) -> Path:
-    """Write ``config`` as ``<folder>/<task>.yaml`` so lm-eval's TaskManager finds it by name."""
+    """Write ``config`` as ``<folder>/<task>.yaml`` (atomically, and only when it changed), so
+    lm-eval's TaskManager finds it by name or path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{config['task']}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    text = yaml.safe_dump(config, sort_keys=False)
+    if path.is_file() and path.read_text() == text:
+        return path
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)
     return path

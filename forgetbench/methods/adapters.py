@@ -15,13 +15,9 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from peft import get_peft_model
-
 from forgetbench.errors import ForgetbenchError
 from forgetbench.methods.base import Method, TaskContext
-from forgetbench.methods.lora import lora_config
-from forgetbench.methods.olora import adapter_name
-from forgetbench.streams.base import stream_eval_name
+from forgetbench.methods.peft_adapters import LoRASettings, adapter_name, add_task_adapters
 
 GENERAL_CHOICES = ("base", "latest", "merge")
 
@@ -29,15 +25,12 @@ GENERAL_CHOICES = ("base", "latest", "merge")
 @dataclass
 class Adapters(Method):
     """Attributes:
-    r, alpha, dropout, target_modules: as for ``lora``, per task adapter.
+    lora: each task adapter's rank, scaling, dropout and target modules.
     general: which adapters the general suite is scored with: base, latest or merge.
     """
 
     name: str = "adapters"
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] | None = None
+    lora: LoRASettings = field(default_factory=LoRASettings)
     general: str = "base"
     _tasks: list[str] = field(default_factory=list, init=False)
     _trained: int = field(default=0, init=False)
@@ -48,11 +41,7 @@ class Adapters(Method):
 
     def prepare_model(self, model, task_names):
         self._tasks = list(task_names)
-        config = lora_config(model, self.r, self.alpha, self.dropout, self.target_modules)
-        model = get_peft_model(model, config, adapter_name=adapter_name(1))
-        for index in range(2, len(task_names) + 1):
-            model.add_adapter(adapter_name(index), config)
-        return model
+        return add_task_adapters(model, self.lora, len(task_names))
 
     def before_task(self, ctx: TaskContext) -> None:
         ctx.model.base_model.set_adapter(adapter_name(ctx.step))  # active and trainable: this task's alone
@@ -61,8 +50,8 @@ class Adapters(Method):
         self._trained = ctx.step
 
     @contextlib.contextmanager
-    def evaluating(self, model, eval_task: str) -> Iterator[None]:
-        adapters = self._adapters_for(eval_task)
+    def evaluating(self, model, eval_task: str, stream_task: str = "") -> Iterator[None]:
+        adapters = self._adapters_for(stream_task)
         if not adapters:
             with model.disable_adapter():
                 yield
@@ -70,11 +59,12 @@ class Adapters(Method):
         model.base_model.set_adapter(adapters)
         yield
 
-    def _adapters_for(self, eval_task: str) -> list[str]:
+    def _adapters_for(self, stream_task: str) -> list[str]:
+        """A stream task's own adapter once trained (else none: the base); the general suite's per ``general``."""
+        if stream_task in self._tasks:
+            index = self._tasks.index(stream_task) + 1
+            return [adapter_name(index)] if index <= self._trained else []
         trained = [adapter_name(i) for i in range(1, self._trained + 1)]
-        for index, task in enumerate(self._tasks, start=1):
-            if eval_task == stream_eval_name(task):
-                return [adapter_name(index)] if index <= self._trained else []
         if self.general == "latest":
             return trained[-1:]
         return trained if self.general == "merge" else []

@@ -2,8 +2,9 @@
 
 The runner calls them in this order: ``prepare_model`` (once, before step 0),
 then for each task of the stream ``before_task``, ``training_examples``,
-``extra_loss`` (every forward pass), ``after_task``. Each per-task hook gets a
-:class:`TaskContext`.
+``extra_loss`` (every forward pass: the training loop takes it as its loss
+hook), ``after_task``, and ``evaluating`` around each eval task. Each per-task
+hook gets a :class:`TaskContext`.
 ``state_dict``/``load_state_dict`` carry the method's own state through the
 run checkpoint so a resumed run equals an uninterrupted one.
 """
@@ -75,8 +76,9 @@ class Method:
         """Called after training on a task, before it is evaluated."""
 
     @contextlib.contextmanager
-    def evaluating(self, model: PreTrainedModel, eval_task: str) -> Iterator[None]:
-        """The model state ``eval_task`` is scored in (e.g. the task's own adapter)."""
+    def evaluating(self, model: PreTrainedModel, eval_task: str, stream_task: str = "") -> Iterator[None]:
+        """The model state ``eval_task`` is scored in (e.g. a stream task's own adapter);
+        ``stream_task`` names the stream task whose held-out items it scores ("" for the suite's)."""
         yield
 
     def state_dict(self) -> dict[str, Any]:

@@ -7,8 +7,7 @@ trains (earlier ones are frozen), and
 
 is added to the loss, pushing the new adapter's input subspace (the rows of
 A_t) away from those of earlier tasks. All adapters are created in
-``prepare_model``: an untrained adapter adds nothing (LoRA's B starts at zero),
-and a resumed run rebuilds the same structure before loading the weights.
+``prepare_model`` (see :func:`~forgetbench.methods.peft_adapters.add_task_adapters`).
 Extra memory: one adapter per task.
 """
 
@@ -17,36 +16,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from peft import get_peft_model
 
 from forgetbench.methods.base import Method, TaskContext
-from forgetbench.methods.lora import lora_config
-
-
-def adapter_name(index: int) -> str:
-    return f"task{index}"
+from forgetbench.methods.peft_adapters import LoRASettings, adapter_name, add_task_adapters
 
 
 @dataclass
 class OLoRA(Method):
     """Attributes:
-    r, alpha, dropout, target_modules: as for ``lora``, per task adapter.
+    lora: each task adapter's rank, scaling, dropout and target modules.
     strength: λ, the weight of the orthogonality penalty.
     """
 
     name: str = "olora"
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] | None = None
+    lora: LoRASettings = field(default_factory=LoRASettings)
     strength: float = 0.5
     _current: int = field(default=0, init=False)
 
     def prepare_model(self, model, task_names):
-        config = lora_config(model, self.r, self.alpha, self.dropout, self.target_modules)
-        model = get_peft_model(model, config, adapter_name=adapter_name(1))
-        for index in range(2, len(task_names) + 1):
-            model.add_adapter(adapter_name(index), config)
+        model = add_task_adapters(model, self.lora, len(task_names))
         model.base_model.set_adapter([adapter_name(i) for i in range(1, len(task_names) + 1)])
         self._freeze_all_but(model, 0)
         return model

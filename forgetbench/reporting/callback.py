@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 class ReportCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from forgetbench.report import REPORT_DIR, write_report
+        from forgetbench.reporting.report import REPORT_DIR, write_report  # matplotlib: only when needed
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from forgetbench.metrics import score_matrix, stream_order
+from forgetbench.results import STREAM
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.prop_cycle": plt.cycler(color=OKABE_ITO)})
@@ -82,11 +83,10 @@ def stream_heatmaps(rows: pd.DataFrame, facts: pd.DataFrame, metric: str = "acc"
     )
     for ax, run in zip(axes.flat, runs):
         run_rows = rows[rows["run"] == run]
-        matrix = score_matrix(run_rows, None, "stream")[stream_order(run_rows)]
+        matrix = score_matrix(run_rows, None, STREAM)[stream_order(run_rows)]
+        stream_task_of = dict(zip(run_rows["eval_task"], run_rows["stream_task"]))
         image = ax.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="cividis", aspect="auto")
-        ax.set_xticks(
-            range(len(matrix.columns)), [c.removeprefix("stream_") for c in matrix.columns], rotation=30, fontsize=8
-        )
+        ax.set_xticks(range(len(matrix.columns)), [stream_task_of[c] for c in matrix.columns], rotation=30, fontsize=8)
         ax.set_yticks(range(len(matrix.index)), matrix.index)
         for (i, j), value in np.ndenumerate(matrix.to_numpy()):
             ax.text(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forgetbench.metrics import luo_forgetting, max_drop, score_matrix, stream_metrics, stream_order
+from forgetbench.metrics import forgetting_table, score_matrix, stream_metrics, stream_order
+from forgetbench.results import GENERAL, STREAM
 
 BIAS = "bias"  # a category whose change is a change in bias, never forgetting
 
@@ -20,56 +21,51 @@ def run_facts(rows: pd.DataFrame) -> pd.DataFrame:
         seed=("seed", "first"),
         steps=("step", "max"),
     )
-    n_stream = rows[rows["eval_kind"] == "stream"].groupby("run")["eval_task"].nunique()
+    n_stream = rows[rows["eval_kind"] == STREAM].groupby("run")["eval_task"].nunique()
     facts["complete"] = facts["steps"] >= n_stream.reindex(facts.index).fillna(0)
     return facts
 
 
 def common_general_tasks(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
     """General eval tasks every run has (compared), and those some runs lack (left out)."""
-    general = rows[rows["eval_kind"] == "general"]
+    general = rows[rows["eval_kind"] == GENERAL]
     per_run = general.groupby("run")["eval_task"].apply(set)
     common = set.intersection(*per_run) if len(per_run) else set()
     return sorted(common), sorted(set.union(*per_run) - common) if len(per_run) else []
 
 
 def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
-    """Per run and general eval task: start, final, drop with its interval, FG, max drop and its step."""
-    records = []
-    general = rows[(rows["eval_kind"] == "general") & (rows["metric"] == metric)]
-    for (run, task), group in general.groupby(["run", "eval_task"]):
-        scores = group.set_index("step")["value"].sort_index()
-        worst, worst_step = max_drop(scores)
-        final_step = int(scores.index.max())
-        ci = intervals[(intervals["run"] == run) & (intervals["eval_task"] == task) & (intervals["step"] == final_step)]
-        low, high, significant = (
-            ci.iloc[0][["drop_low", "drop_high", "significant"]] if len(ci) else (np.nan, np.nan, False)
-        )
-        category = group["eval_category"].iloc[0]
-        records.append(
-            {
-                "run": run,
-                "eval_task": task,
-                "category": category,
-                "start": scores.iloc[0],
-                "final": scores.iloc[-1],
-                "drop": scores.iloc[0] - scores.iloc[-1],
-                "drop_pct": (scores.iloc[0] - scores.iloc[-1]) / scores.iloc[0] * 100 if scores.iloc[0] else np.nan,
-                "drop_low": low,
-                "drop_high": high,
-                "significant": bool(significant),
-                "fg": luo_forgetting(scores),
-                "max_drop": worst,
-                "max_drop_step": worst_step,
-                "reading": _bias_label(scores) if category == BIAS else "forgetting",
-            }
-        )
-    return pd.DataFrame(records)
+    """Per run and general eval task: :func:`~forgetbench.metrics.forgetting_table`'s columns, the
+    category, the final drop's 95% interval (drop_low, drop_high, significant) and how the change
+    reads (forgetting, or bias up/down for category ``bias``)."""
+    general = rows[(rows["eval_kind"] == GENERAL) & (rows["metric"] == metric)]
+    if general.empty:
+        return pd.DataFrame()
+    table = pd.concat(
+        [forgetting_table(run_rows, metric).reset_index().assign(run=run) for run, run_rows in general.groupby("run")],
+        ignore_index=True,
+    )
+    categories = general.drop_duplicates(["run", "eval_task"])[["run", "eval_task", "eval_category"]]
+    table = table.merge(categories.rename(columns={"eval_category": "category"}), on=["run", "eval_task"])
+    table = _with_final_intervals(table, intervals)
+    table["reading"] = [_bias_label(d) if c == BIAS else "forgetting" for d, c in zip(table["drop"], table["category"])]
+    return table
 
 
-def _bias_label(scores: pd.Series) -> str:
-    change = scores.iloc[-1] - scores.iloc[0]
-    return "bias up" if change > 0 else "bias down" if change < 0 else "bias unchanged"
+def _with_final_intervals(table: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """Each task's final-drop interval from :func:`bootstrap_intervals` (NaN, not significant, without items)."""
+    if intervals.empty:
+        return table.assign(drop_low=np.nan, drop_high=np.nan, significant=False)
+    final = intervals.rename(columns={"step": "final_step"})
+    final = final[["run", "eval_task", "final_step", "drop_low", "drop_high", "significant"]]
+    table = table.merge(final, on=["run", "eval_task", "final_step"], how="left")
+    table["significant"] = table["significant"].fillna(False).astype(bool)
+    return table
+
+
+def _bias_label(drop: float) -> str:
+    """A bias score that rose is more bias (drop < 0: final above start)."""
+    return "bias up" if drop < 0 else "bias down" if drop > 0 else "bias unchanged"
 
 
 def run_summary(rows: pd.DataFrame, tasks: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
@@ -83,7 +79,7 @@ def run_summary(rows: pd.DataFrame, tasks: pd.DataFrame, metric: str = "acc") ->
         run_rows = rows[rows["run"] == run]
         order = stream_order(run_rows)
         if order and summary.loc[run, "complete"]:
-            matrix = score_matrix(run_rows, None, "stream")  # each stream task's headline metric
+            matrix = score_matrix(run_rows, None, STREAM)  # each stream task's headline metric
             for name, value in stream_metrics(matrix[order]).items():
                 summary.loc[run, f"stream_{name}"] = value
     return summary

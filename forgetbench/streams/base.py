@@ -1,4 +1,4 @@
-"""What a stream hands the runner, and the checks every task file goes through."""
+"""What a stream hands the runner (data, never lm-eval configs), and the checks every task file goes through."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Protocol, TypeVar
 from datasets import Dataset, load_dataset
 
 from forgetbench.errors import ForgetbenchError
-from forgetbench.evaluation.task_configs import local_task_config
 
 PAIR_COLUMNS = ("prompt", "response")
 CHOICE_COLUMNS = ("question", "choices", "answer")
+SCORING_KINDS = ("multiple_choice", "loglikelihood", "generation")
 
 
 class _HasName(Protocol):
@@ -22,27 +22,43 @@ class _HasName(Protocol):
 Named = TypeVar("Named", bound=_HasName)
 
 
-@dataclass
-class StreamTask:
-    """One task of a stream.
+@dataclass(frozen=True)
+class Scoring:
+    """How a task's held-out rows are scored (``forgetbench.evaluation`` turns it into an lm-eval task).
 
     Attributes:
-        name: the task's name (also the trained_task column of the results).
+        kind: "multiple_choice" (rows: question, choices, answer index), "loglikelihood" (rows:
+            prompt, response; acc = the response is the greedy continuation, and its perplexity) or
+            "generation" (rows: prompt, response; a greedy generation is scored against the response).
+        metrics: generation only: which scores of
+            :func:`forgetbench.evaluation.generation_metrics.score_generation` are reported.
+        max_new_tokens: generation only: the budget per item.
+    """
+
+    kind: str
+    metrics: tuple[str, ...] = ()
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCORING_KINDS:
+            raise ForgetbenchError(f"scoring kind {self.kind!r} is not valid; choose one of {SCORING_KINDS}")
+
+
+@dataclass
+class StreamTask:
+    """One task of a stream: what to train on, and held-out rows with how to score them.
+
+    Attributes:
+        name: the task's name (the trained_task and stream_task columns of the results).
         train: training rows with ``prompt`` and ``response`` columns.
-        eval_config: inline lm-eval task config scoring the held-out rows.
+        test_file: a JSON/JSONL file of held-out rows, in the layout ``scoring.kind`` reads.
+        scoring: how the held-out rows are scored.
     """
 
     name: str
     train: Dataset
-    eval_config: dict
-
-    @property
-    def eval_name(self) -> str:
-        return self.eval_config["task"]
-
-
-def stream_eval_name(task: str) -> str:
-    return f"stream_{task}"
+    test_file: Path
+    scoring: Scoring
 
 
 def read_rows(path: str | Path, task: str, split: str) -> Dataset:
@@ -85,9 +101,7 @@ def local_stream_task(name: str, train_file: str | Path, test_file: str | Path, 
     kind = "multiple_choice" if all(c in test.column_names for c in CHOICE_COLUMNS) else "loglikelihood"
     if kind == "loglikelihood":
         require_columns(test, PAIR_COLUMNS, name, f"test file {str(test_file)!r}")
-    return StreamTask(
-        name, train.select_columns(list(PAIR_COLUMNS)), local_task_config(stream_eval_name(name), Path(test_file), kind)
-    )
+    return StreamTask(name, train.select_columns(list(PAIR_COLUMNS)), Path(test_file).resolve(), Scoring(kind))
 
 
 def apply_order(tasks: list[Named], order: list[str] | None) -> list[Named]:

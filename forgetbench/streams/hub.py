@@ -7,8 +7,8 @@ templates (paraphrases) may be given, one drawn per example from a fixed seed.
 ``processed_dir`` instead reads the processed files the original study
 published (``<prompt_name>.train.json`` / ``.test.json`` holding parallel
 ``src`` and ``tgt`` lists), so anyone holding them trains on identical data.
-Held-out rows are written to a JSONL file and scored by lm-eval, by
-generation (ROUGE-L, exact match, constraint satisfaction) or by the
+Held-out rows are written to a JSONL file, to be scored (by ``forgetbench.evaluation``)
+by generation (ROUGE-L, exact match, constraint satisfaction) or by the
 log-likelihood of the reference response.
 """
 
@@ -23,11 +23,10 @@ from datasets import Dataset, load_dataset
 from hydra.utils import get_method
 
 from forgetbench.errors import ForgetbenchError
-from forgetbench.evaluation.task_configs import generation_task_config, local_task_config
 from forgetbench.hashing import stable_hash
 from forgetbench.hub_mirror import local_copy
 from forgetbench.jsonl import write_jsonl
-from forgetbench.streams.base import PAIR_COLUMNS, StreamTask, apply_order, stream_eval_name
+from forgetbench.streams.base import PAIR_COLUMNS, Scoring, StreamTask, apply_order
 
 
 @dataclass
@@ -82,6 +81,7 @@ class HubStream:
     eval_kind: "generation" (greedy generation scored by ROUGE-L, exact match and, for the
         headline task, constraint satisfaction) or "loglikelihood" (of the reference response).
     max_new_tokens: generation budget per held-out item.
+    max_train_examples: cap on training rows per task after sampling (null: ``n_train``); for smoke runs.
     mirror: a folder of local Hub copies (see :mod:`forgetbench.hub_mirror`).
     """
 
@@ -92,6 +92,7 @@ class HubStream:
     seed: int = 0
     eval_kind: str = "generation"
     max_new_tokens: int = 64
+    max_train_examples: int | None = None
     mirror: str | None = None
 
     def __post_init__(self) -> None:
@@ -117,14 +118,18 @@ class HubStream:
             skip = spec.n_test if test_rows is train_rows else 0
             test = _pairs(test_rows, spec, 0, spec.n_test, self.seed)
             train = _pairs(train_rows, spec, skip, spec.n_train, self.seed)
+        if self.max_train_examples is not None:
+            train = train.select(range(min(self.max_train_examples, len(train))))
         folder = Path(self.cache_dir) / "streams" / f"{spec.name}-{stable_hash([spec.__dict__, self.seed])}"
-        test_file = folder / "test.jsonl"
+        test_file = (folder / "test.jsonl").resolve()
         write_jsonl(test_file, test.to_list())
-        name = stream_eval_name(spec.name)
+        return StreamTask(spec.name, train, test_file, self._scoring("constraint_kind" in test.column_names))
+
+    def _scoring(self, constrained: bool) -> Scoring:
         if self.eval_kind == "loglikelihood":
-            return StreamTask(spec.name, train, local_task_config(name, test_file, "loglikelihood"))
-        metrics = ["rouge_l", "exact_match"] + (["constraint_met"] if "constraint_kind" in test.column_names else [])
-        return StreamTask(spec.name, train, generation_task_config(name, test_file, metrics, self.max_new_tokens))
+            return Scoring("loglikelihood")
+        metrics = ("rouge_l", "exact_match") + (("constraint_met",) if constrained else ())
+        return Scoring("generation", metrics, self.max_new_tokens)
 
 
 def _split(spec: HubTaskSpec, source: str, split: str) -> Dataset:

@@ -1,8 +1,9 @@
 """Write a tiny world to disk once, cached by the hash of its spec.
 
-The files are what every other part reads, through the same loaders as a
-user's own data: ``corpus.jsonl`` (pretraining), ``tasks/*.yaml`` plus
-``general/*.jsonl`` (the lm-eval suite) and ``stream/<task>/{train,test}.jsonl``.
+The files are data only, read through the same loaders as a user's own data:
+``corpus.jsonl`` (pretraining), ``general/<kind>.jsonl`` (multiple-choice rows
+of the general suite; :mod:`forgetbench.tiny.suite` writes their task YAMLs into
+``tasks/``) and ``stream/<task>/{train,test}.jsonl``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgetbench.evaluation.task_configs import local_task_config, write_task_yaml
 from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import read_jsonl, write_jsonl
 from forgetbench.tiny.stream_tasks import STREAM_TASKS, stream_task_rows
@@ -34,6 +34,9 @@ class WorldFiles:
     def tasks_dir(self) -> Path:
         return self.root / "tasks"
 
+    def general_file(self, kind: str) -> Path:
+        return self.root / "general" / f"{kind}.jsonl"
+
     def stream_file(self, task: str, split: str) -> Path:
         return self.root / "stream" / task / f"{split}.jsonl"
 
@@ -44,10 +47,6 @@ class WorldFiles:
             for row in read_jsonl(path):
                 texts.extend(str(v) if not isinstance(v, list) else " ".join(v) for v in row.values())
         return texts
-
-
-def general_task_name(kind: str) -> str:
-    return f"tiny_world_{kind}"
 
 
 def world_key(spec: WorldSpec) -> str:
@@ -66,7 +65,7 @@ def materialize_world(spec: WorldSpec, cache_dir: str | Path) -> WorldFiles:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
     try:
-        _write_world(build_world(spec), WorldFiles(tmp), final=WorldFiles(root))
+        _write_world(build_world(spec), WorldFiles(tmp))
         os.replace(tmp, root)
     except OSError:
         if not root.is_dir():  # another process may have won the race; that is fine
@@ -76,13 +75,10 @@ def materialize_world(spec: WorldSpec, cache_dir: str | Path) -> WorldFiles:
     return WorldFiles(root)
 
 
-def _write_world(world: World, files: WorldFiles, final: WorldFiles) -> None:
+def _write_world(world: World, files: WorldFiles) -> None:
     write_jsonl(files.corpus, corpus(world))
     for kind, make in GENERAL_TASKS.items():
-        write_jsonl(files.root / "general" / f"{kind}.jsonl", make(world))
-        # task YAMLs name the final location, where the data will be once renamed
-        config = local_task_config(general_task_name(kind), final.root / "general" / f"{kind}.jsonl", "multiple_choice")
-        write_task_yaml(config, files.tasks_dir)
+        write_jsonl(files.general_file(kind), make(world))
     for task in STREAM_TASKS:
         train, test = stream_task_rows(world, task)
         write_jsonl(files.stream_file(task, "train"), train)

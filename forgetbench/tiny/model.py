@@ -21,7 +21,6 @@ from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForCondition
 from forgetbench.errors import ForgetbenchError
 from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import read_jsonl
-from forgetbench.methods.base import Method
 from forgetbench.models import LoadedModel, default_device, load_pretrained
 from forgetbench.tiny.files import materialize_world, world_key
 from forgetbench.tiny.tokenizer import build_word_tokenizer
@@ -66,14 +65,14 @@ class TinyWorldModel:
             )
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
-        return load_pretrained(self.name, self.resolve_path(), dtype="float32", device=device)
+        return load_pretrained(self.name, self.resolve_path(device), dtype="float32", device=device)
 
     def cache_key(self) -> str:
         shape = {k: v for k, v in asdict(self).items() if k not in ("name", "cache_dir", "world", "pretrain")}
         return stable_hash({"world": world_key(self.world), "shape": shape, "pretrain": asdict(self.pretrain)})
 
-    def resolve_path(self) -> str:
-        """The pretrained model's directory, pretraining it first if it is not cached."""
+    def resolve_path(self, device: torch.device | None = None) -> str:
+        """The pretrained model's directory, pretraining it first (on ``device``) if it is not cached."""
         target = Path(self.cache_dir) / "models" / f"{self.name}-{self.cache_key()}"
         if target.is_dir():
             log.info(f"base model {self.name} found in cache: {target}")
@@ -81,23 +80,23 @@ class TinyWorldModel:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
         try:
-            self._pretrain_into(tmp)
+            self._pretrain_into(tmp, device or default_device())
             os.replace(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return str(target)
 
-    def _pretrain_into(self, folder: Path) -> None:
+    def _pretrain_into(self, folder: Path, device: torch.device) -> None:
         files = materialize_world(self.world, self.cache_dir)
         tokenizer = build_word_tokenizer(files.all_texts())
         torch.manual_seed(self.init_seed)
-        model = self._build(len(tokenizer), tokenizer).to(default_device())
+        model = self._build(len(tokenizer), tokenizer).to(device)
         log.info(
             f"pretraining {self.name} ({sum(p.numel() for p in model.parameters()):,} parameters) "
             f"on the tiny world: {self.pretrain.steps} steps"
         )
         corpus = Dataset.from_list(read_jsonl(files.corpus))
-        train_on_task(model, tokenizer, corpus, self.pretrain, Method(), seed=self.init_seed, label="pretrain")
+        train_on_task(model, tokenizer, corpus, self.pretrain, seed=self.init_seed, label="pretrain")
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 

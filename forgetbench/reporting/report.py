@@ -1,27 +1,25 @@
-"""``python -m forgetbench.report PATH... [--out DIR]``: a forgetting report across runs.
+"""A forgetting report across runs: load, summarise with intervals, draw, render.
 
-PATH may be run directories, multirun directories or globs of them. The report
-folder gets report.md, report.html (self-contained), the merged results and
-items tables, summary.csv, and every figure as PNG and SVG. It is also written
-at the end of every run (into ``<run>/report``) and every multirun (into
-``<sweep>/report``, by a Hydra callback).
+The report folder gets report.md, report.html (self-contained), the merged
+results and items tables, summary.csv, and every figure as PNG and SVG. It is
+written by the entry point after every run (into ``<run>/report``), by a Hydra
+callback after every multirun (into ``<sweep>/report``), and by
+``forgetbench report PATH...`` (:mod:`forgetbench.reporting.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from forgetbench.errors import ForgetbenchError
 from forgetbench.reporting.bootstrap import bootstrap_intervals
 from forgetbench.reporting.figures import fg_by_size, forgetting_curves, method_comparison, stream_heatmaps
 from forgetbench.reporting.load import load_runs
 from forgetbench.reporting.render import Report, Section, mark_best, to_html, to_markdown
 from forgetbench.reporting.summary import common_general_tasks, run_facts, run_summary, seed_summary, task_table
+from forgetbench.results import STREAM
 
 REPORT_DIR = "report"
 
@@ -39,7 +37,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str = "ac
     out = Path(out_dir)
     runs = load_runs(paths)
     common, left_out = common_general_tasks(runs.rows)
-    keep = (runs.rows["eval_kind"] == "stream") | runs.rows["eval_task"].isin(common)
+    keep = (runs.rows["eval_kind"] == STREAM) | runs.rows["eval_task"].isin(common)
     rows = runs.rows[keep]
     items = runs.items[runs.items["eval_task"].isin(set(rows["eval_task"]))]
     intervals = bootstrap_intervals(items)
@@ -108,23 +106,3 @@ def _task_view(tasks: pd.DataFrame) -> pd.DataFrame:
     ]
     view["reads as"] = tasks["reading"]
     return view
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="forgetbench report", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="run or multirun directories, or globs of them")
-    parser.add_argument("--out", help="report folder (default: <first path>/report)")
-    parser.add_argument("--metric", default="acc", help="the metric reported (default: acc)")
-    args = parser.parse_args(argv)
-    out = Path(args.out) if args.out else Path(args.paths[0]) / REPORT_DIR
-    try:
-        path = write_report(args.paths, out, args.metric)
-    except ForgetbenchError as err:
-        print(f"forgetbench report: error: {err}", file=sys.stderr)
-        return 2
-    print(f"forgetbench report: {path} (and report.html)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

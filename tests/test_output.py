@@ -1,0 +1,45 @@
+"""Quiet, useful output: a run's log and redirected stderr hold progress lines, not bars or git noise."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+from tests.conftest import ROOT, SMALL, _command
+
+
+def test_redirected_run_logs_progress_without_bars_or_git_noise(tmp_path, cache_dir) -> None:
+    """Run from a folder outside any git checkout, stderr to a pipe (as under Slurm or `2>&1 | tee`)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    env["GIT_CEILING_DIRECTORIES"] = str(tmp_path)  # git must not find a checkout above the folder
+    command = _command([*SMALL, "stream.tasks=[translate]"], tmp_path, cache_dir)
+    done = subprocess.run(command, cwd=outside, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "fatal: not a git repository" not in output
+    assert "it/s]" not in output and "%|" not in output, "progress bars in redirected output"
+    log = (tmp_path / "results" / "tiny_world" / "tiny_decoder-full-seed0" / "__main__.log").read_text()
+    assert "[step 1/1 translate] step 8/8 loss" in log and "tokens/s" in log  # training progress
+    assert "[step 1/1] eval 4/4 stream_translate: acc=" in log  # evaluation progress
+    assert "fatal:" not in log and "it/s]" not in log
+
+
+def test_progress_bars_stay_on_a_terminal() -> None:
+    """With stderr on a terminal, the entry point leaves tqdm's bars on (TQDM_DISABLE unset)."""
+    probe = "import os, forgetbench.__main__; print(os.environ.get('TQDM_DISABLE'))"
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    results = {}
+    for label, on_terminal in (("terminal", True), ("pipe", False)):
+        leader, follower = pty.openpty()
+        stderr = follower if on_terminal else subprocess.PIPE
+        done = subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, timeout=300
+        )
+        os.close(leader)
+        os.close(follower)
+        results[label] = done.stdout.decode().strip()
+    assert results == {"terminal": "None", "pipe": "1"}
