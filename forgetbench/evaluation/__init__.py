@@ -1,1 +1,2 @@
-"""Evaluation: suites of lm-eval tasks and the bridge that runs them on an in-memory model."""
+"""Evaluation, the one door to lm-eval: suites of tasks, stream tasks' held-out rows turned into
+lm-eval tasks (task_configs.py, tasks/), and the bridge that scores an in-memory model."""
