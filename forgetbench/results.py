@@ -79,16 +79,9 @@ class RunFacts:
 
 
 @dataclass(frozen=True)
-class ResultRow:
-    """One row of the long table: one metric of one eval task after one step (fields = SCHEMA)."""
+class ResultRow(RunFacts):
+    """One row of the long table: one metric of one eval task after one step (fields = SCHEMA's columns)."""
 
-    run_id: str
-    experiment: str
-    model: str
-    n_params: int
-    architecture: str
-    method: str
-    seed: int
     step: int
     trained_task: str
     eval_kind: str
@@ -100,7 +93,6 @@ class ResultRow:
     stderr: float | None
     n: int
     wall_time: float
-    config_hash: str
 
     @classmethod
     def of(cls, facts: RunFacts, **fields) -> ResultRow:
