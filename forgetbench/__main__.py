@@ -1,14 +1,18 @@
 """``python -m forgetbench [overrides]``: run (or resume) an experiment, then write its report; ``-m`` sweeps.
 
 Errors a user can fix print as one line and exit with status 2; a run that
-failed before writing any result leaves no run directory behind.
+failed before writing any result leaves no run directory behind. SIGTERM and
+Ctrl-C (SIGINT) stop a run with one line saying what is kept and how to resume,
+and exit 143 and 130 (128 + the signal), as shells report a signal's end.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -20,13 +24,14 @@ if not sys.stderr.isatty():
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from forgetbench.checkpoint import CHECKPOINT_DIR  # noqa: E402
-from forgetbench.errors import ForgetbenchError  # noqa: E402
+from forgetbench.errors import ForgetbenchError, RunStopped  # noqa: E402
 from forgetbench.hashing import stable_hash  # noqa: E402
-from forgetbench.results import RESULTS_FILE  # noqa: E402
-from forgetbench.runner import run_experiment  # noqa: E402
+from forgetbench.results import RESULTS_FILE, RunTable  # noqa: E402
+from forgetbench.runner import STATUS_FILE, run_experiment  # noqa: E402
 
 log = logging.getLogger("forgetbench")
 # names multirun job folders (conf/hydra/default.yaml): override lists are too long for a folder name
@@ -39,9 +44,34 @@ def _remove_if_empty(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def _raise_stopped(signum: int, frame) -> None:
+    raise RunStopped(signum)
+
+
+def _stopped_message(run_dir: Path, signum: int) -> str:
+    """One line: which signal, where the run was, what is kept, how to resume."""
+    name = signal.Signals(signum).name
+    try:
+        done = max(RunTable(run_dir).steps(), default=None)
+        total = json.loads((run_dir / STATUS_FILE).read_text())["steps"]
+    except (OSError, ValueError, KeyError, ImportError):  # stopped before the run wrote its status
+        done, total = None, None
+    if done is None:
+        where, kept = "before the step-0 evaluation was recorded", "nothing is recorded yet"
+    else:
+        where, kept = f"during step {done + 1}/{total}", f"steps 0-{done} are kept in {run_dir}"
+    hydra_config = HydraConfig.get()
+    if hydra_config.mode == RunMode.MULTIRUN:
+        resume = "rerun the same -m command to resume (finished jobs are skipped)"
+    else:
+        resume = f"resume with: python -m forgetbench {' '.join(hydra_config.overrides.task)}".rstrip()
+    return f"stopped by {name} {where}; {kept}; {resume}"
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         run_experiment(cfg, run_dir)
         from forgetbench.reporting.report import REPORT_DIR, write_report  # matplotlib, after the run
@@ -52,6 +82,12 @@ def main(cfg: DictConfig) -> None:
         print(f"forgetbench: error: {err}", file=sys.stderr)
         _remove_if_empty(run_dir)
         sys.exit(2)
+    except (KeyboardInterrupt, RunStopped) as stop:
+        signum = stop.signum if isinstance(stop, RunStopped) else signal.SIGINT
+        message = _stopped_message(run_dir, signum)
+        log.warning(message)
+        print(f"forgetbench: {message}", file=sys.stderr, flush=True)
+        sys.exit(128 + signum)
     print(f"forgetbench: results in {run_dir / RESULTS_FILE}; report {report}", flush=True)
 
 

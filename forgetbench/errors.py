@@ -7,3 +7,12 @@ class ForgetbenchError(Exception):
 
 class TrainingDiverged(ForgetbenchError):
     """The loss stopped being finite; completed steps are kept."""
+
+
+class RunStopped(BaseException):
+    """SIGTERM arrived (a scheduler's stop, `kill`): raised in the main thread as Ctrl-C raises
+    KeyboardInterrupt, and like it a BaseException, so no library's ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

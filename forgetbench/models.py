@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from forgetbench.errors import ForgetbenchError
+from forgetbench.hardware import default_device
 from forgetbench.hub_mirror import local_copy
 
 log = logging.getLogger(__name__)
@@ -44,25 +45,6 @@ class LoadedModel:
     @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def resolve_device(name: str) -> torch.device:
-    """The ``device`` config value as a torch device: "auto" (a GPU when there is one), "cpu", "cuda", "cuda:N"."""
-    if name == "auto":
-        return default_device()
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ForgetbenchError(f"device={name!r} is not valid; choose auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ForgetbenchError(f"device={name!r} was asked for, but torch finds no CUDA GPU; use device=auto or cpu")
-    return device
 
 
 @dataclass

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -25,18 +26,18 @@ from transformers import set_seed
 from forgetbench.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
+from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.hashing import stable_hash
 from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table
-from forgetbench.models import resolve_device
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.training import build_optimizer, train_on_task
 
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
-# where results go and what runs them, not what they are (a device changes only floating-point noise)
-UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device")
+# where results go and what runs them, not what they are (device and threads change only floating-point rounding)
+UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -73,6 +74,9 @@ class Recipe:
     # ---- setup: build and validate everything before any result is written ----
 
     def setup(self) -> None:
+        threads = cpu_threads(self.cfg.threads)
+        torch.set_num_threads(threads)
+        log.info(f"torch uses {threads} CPU threads ({available_cores()} cores available to this process)")
         self.stream = build(self.cfg.stream, "stream").load()
         self.method = build(self.cfg.method, "method")
         self.train_config = build(self.cfg.train, "train")
@@ -227,6 +231,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> None:
     recipe = Recipe(cfg, run_dir)
     if recipe.finished:
         log.info(f"{run_dir} is already finished; nothing to do")
+        if not cfg.keep_checkpoint:  # a kill between marking the run finished and removing it
+            remove_checkpoint(run_dir)
         recipe.log_summary()
         return
     recipe.setup()

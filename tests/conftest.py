@@ -55,8 +55,10 @@ def run_cli(args: list[str], root: Path, cache: Path, timeout: int = 600) -> sub
     return subprocess.run(_command(args, root, cache), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-def start_cli(args: list[str], root: Path, cache: Path) -> subprocess.Popen:
-    return subprocess.Popen(_command(args, root, cache), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_cli(args: list[str], root: Path, cache: Path, stderr: Path | None = None) -> subprocess.Popen:
+    """``python -m forgetbench ARGS`` in the background; its stderr goes to the file ``stderr`` (or nowhere)."""
+    target = stderr.open("w") if stderr else subprocess.DEVNULL
+    return subprocess.Popen(_command(args, root, cache), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=target)
 
 
 def compose(overrides: list[str]):

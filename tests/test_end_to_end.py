@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pandas as pd
+import pytest
 
 from forgetbench.results import read_items, read_results
 from tests.conftest import SMALL, run_cli, start_cli
@@ -50,10 +52,12 @@ def test_multirun_over_both_architectures(tmp_path, cache_dir) -> None:
     assert (sweep / "report" / "report.html").exists()  # the multirun's own report, by the Hydra callback
 
     before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/results.parquet")}
+    (runs[0] / "checkpoint").mkdir()  # as left by a kill between marking the run finished and tidying up
     again = run_cli(["-m", "model=tiny_decoder,tiny_encdec", *SMALL], tmp_path, cache_dir)
     assert again.returncode == 0
     assert "already finished" in again.stdout + again.stderr
     assert before == {p: p.stat().st_mtime_ns for p in sweep.glob("*/results.parquet")}
+    assert not (runs[0] / "checkpoint").exists(), "a rerun of a finished run tidies its checkpoint"
 
 
 def _table(root) -> pd.DataFrame:
@@ -61,29 +65,45 @@ def _table(root) -> pd.DataFrame:
     return rows.drop(columns=["wall_time"]).sort_values(["step", "eval_task", "metric"]).reset_index(drop=True)
 
 
-def test_killed_run_resumes_to_the_same_table(tmp_path, cache_dir) -> None:
-    args = [*SMALL, "train.steps=40"]
-    straight = run_cli(args, tmp_path / "straight", cache_dir)
-    assert straight.returncode == 0, straight.stderr[-3000:]
+RUN = ("results", "tiny_world", "tiny_decoder-full-seed0")
+LONGER = [*SMALL, "train.steps=40"]
 
-    root = tmp_path / "killed"
-    results = root / "results" / "tiny_world" / "tiny_decoder-full-seed0" / "results.parquet"
-    process = start_cli(args, root, cache_dir)
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, cache_dir):
+    root = tmp_path_factory.mktemp("straight")
+    straight = run_cli(LONGER, root, cache_dir)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    return root
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_stopped_run_resumes_to_the_same_table(stop, uninterrupted, tmp_path, cache_dir) -> None:
+    """SIGKILL as in a crash; SIGTERM as a scheduler stops a job; SIGINT as Ctrl-C."""
+    root = tmp_path / "stopped"
+    results = root.joinpath(*RUN, "results.parquet")
+    process = start_cli(LONGER, root, cache_dir, stderr=tmp_path / "stderr.txt")
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if results.exists() and read_results(results)["step"].max() >= 1:
             break
         time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
-    process.kill()  # SIGKILL: no cleanup, as in a crash
-    process.wait()
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(stop)
+    process.wait(timeout=120)
     partial = read_results(results)
     assert partial["step"].max() < 3
+    if stop != signal.SIGKILL:
+        stderr = (tmp_path / "stderr.txt").read_text()
+        assert process.returncode == 128 + stop, stderr[-2000:]
+        assert "Traceback" not in stderr, stderr[-2000:]
+        [line] = [line for line in stderr.splitlines() if line.startswith("forgetbench: stopped")]
+        done = int(partial["step"].max())
+        assert f"stopped by {stop.name} during step {done + 1}/3; steps 0-{done} are kept" in line
+        assert "resume with: python -m forgetbench" in line and "train.steps=40" in line
 
-    resumed = run_cli(args, root, cache_dir)
+    resumed = run_cli(LONGER, root, cache_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stdout + resumed.stderr
-    pd.testing.assert_frame_equal(_table(root), _table(tmp_path / "straight"))
-    assert len(read_items(results.parent)) == len(
-        read_items(tmp_path / "straight" / "results" / "tiny_world" / "tiny_decoder-full-seed0")
-    )
+    pd.testing.assert_frame_equal(_table(root), _table(uninterrupted))
+    assert len(read_items(results.parent)) == len(read_items(uninterrupted.joinpath(*RUN)))

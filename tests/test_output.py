@@ -7,6 +7,8 @@ import pty
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, SMALL, _command
 
 
@@ -16,7 +18,7 @@ def test_redirected_run_logs_progress_without_bars_or_git_noise(tmp_path, cache_
     outside.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
     env["GIT_CEILING_DIRECTORIES"] = str(tmp_path)  # git must not find a checkout above the folder
-    command = _command([*SMALL, "stream.tasks=[translate]"], tmp_path, cache_dir)
+    command = _command([*SMALL, "stream.tasks=[translate]", "threads=1"], tmp_path, cache_dir)
     done = subprocess.run(command, cwd=outside, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     output = done.stdout + done.stderr
@@ -26,6 +28,25 @@ def test_redirected_run_logs_progress_without_bars_or_git_noise(tmp_path, cache_
     assert "[step 1/1 translate] step 8/8 loss" in log and "tokens/s" in log  # training progress
     assert "[step 1/1] eval 4/4 stream_translate: acc=" in log  # evaluation progress
     assert "fatal:" not in log and "it/s]" not in log
+    assert "torch uses 1 CPU threads" in log  # threads=1 below
+
+
+def test_threads_follow_the_cpu_affinity() -> None:
+    """threads=auto counts the cores the process may use (taskset, Slurm), not the machine's."""
+    from forgetbench.errors import ForgetbenchError
+    from forgetbench.hardware import cpu_threads
+
+    probe = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from forgetbench.hardware import cpu_threads; print(cpu_threads('auto'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "1", done.stderr[-2000:]
+    assert cpu_threads(3) == 3
+    for bad in (0, -1, "many", True):
+        with pytest.raises(ForgetbenchError, match="threads=.* is not valid; choose auto or a positive integer"):
+            cpu_threads(bad)
 
 
 def test_progress_bars_stay_on_a_terminal() -> None:

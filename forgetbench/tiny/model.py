@@ -19,9 +19,10 @@ from datasets import Dataset
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
 from forgetbench.errors import ForgetbenchError
+from forgetbench.hardware import default_device
 from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import read_jsonl
-from forgetbench.models import LoadedModel, default_device, load_pretrained
+from forgetbench.models import LoadedModel, load_pretrained
 from forgetbench.tiny.files import materialize_world, world_key
 from forgetbench.tiny.tokenizer import build_word_tokenizer
 from forgetbench.tiny.world import WorldSpec
