@@ -100,9 +100,16 @@ class ResultRow(RunFacts):
         return cls(**asdict(facts), **fields)
 
 
+def _snapshot(path: Path) -> pa.Table:
+    """The parquet file as one read of its bytes. Writers swap files in whole (``os.replace``), but
+    pyarrow given a path opens it more than once (footer, then pages), so a read of a live run
+    could mix the old file and the new one."""
+    return pq.read_table(pa.BufferReader(path.read_bytes()))
+
+
 def _read(path: Path) -> pd.DataFrame:
     """A results file in the current schema; columns added since it was written are derived."""
-    frame = pq.read_table(path).to_pandas()
+    frame = _snapshot(path).to_pandas()
     stream = frame["eval_kind"] == STREAM if "eval_kind" in frame else None
     if "eval_category" not in frame and stream is not None:  # tables written before categories existed
         frame["eval_category"] = frame["eval_kind"].where(stream, "other")
@@ -183,4 +190,4 @@ def read_items(run_dir: str | Path) -> pd.DataFrame:
     files = sorted((Path(run_dir) / ITEMS_DIR).glob("step-*.parquet"))
     if not files:
         return ITEM_SCHEMA.empty_table().to_pandas()
-    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    return pd.concat([_snapshot(f).to_pandas() for f in files], ignore_index=True)
