@@ -54,7 +54,7 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
     try:
         done = max(RunTable(run_dir).steps(), default=None)
         total = json.loads((run_dir / STATUS_FILE).read_text())["steps"]
-    except (OSError, ValueError, KeyError, ImportError):  # stopped before the run wrote its status
+    except (OSError, ValueError, KeyError):  # stopped before the run wrote its status (or mid-write)
         done, total = None, None
     if done is None:
         where, kept = "before the step-0 evaluation was recorded", "nothing is recorded yet"
