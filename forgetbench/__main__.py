@@ -1,7 +1,8 @@
 """``python -m forgetbench [overrides]``: run (or resume) an experiment, then write its report; ``-m`` sweeps.
 
 Errors a user can fix print as one line and exit with status 2; a run that
-failed before writing any result leaves no run directory behind. SIGTERM and
+failed before writing any result leaves no run directory behind, and a rerun
+refused because its directory holds another config's run touches nothing there. SIGTERM and
 Ctrl-C (SIGINT) stop a run with one line saying what is kept and how to resume,
 and exit 143 and 130 (128 + the signal), as shells report a signal's end.
 """
@@ -28,10 +29,11 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from forgetbench.checkpoint import CHECKPOINT_DIR  # noqa: E402
-from forgetbench.errors import ForgetbenchError, RunStopped  # noqa: E402
+from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped  # noqa: E402
 from forgetbench.hashing import stable_hash  # noqa: E402
 from forgetbench.results import RESULTS_FILE, RunTable  # noqa: E402
 from forgetbench.runner import STATUS_FILE, run_experiment  # noqa: E402
+from forgetbench.stopping import install_stop_handlers  # noqa: E402
 
 log = logging.getLogger("forgetbench")
 # names multirun job folders (conf/hydra/default.yaml): override lists are too long for a folder name
@@ -39,13 +41,29 @@ OmegaConf.register_new_resolver("forgetbench_hash", lambda text: stable_hash(tex
 
 
 def _remove_if_empty(run_dir: Path) -> None:
-    """Drop a run directory that holds no result (only Hydra's files and the log)."""
+    """Drop a run directory that holds no result (only the config record and the log)."""
     if not (run_dir / RESULTS_FILE).exists() and not (run_dir / CHECKPOINT_DIR).exists():
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _raise_stopped(signum: int, frame) -> None:
-    raise RunStopped(signum)
+def _record_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Write ``.hydra/`` (config, hydra, overrides) as Hydra would, once the run is accepted.
+
+    Hydra's own copy is off (``hydra.output_subdir: null``): it is written before the task
+    starts, so a rerun that is then refused would overwrite the recorded config of the run
+    whose rows are in that directory.
+    """
+    hydra_config = HydraConfig.instance().cfg
+    record = run_dir / ".hydra"
+    record.mkdir(exist_ok=True)
+    for name, node in [
+        ("config.yaml", cfg),
+        ("hydra.yaml", hydra_config),
+        ("overrides.yaml", hydra_config.hydra.overrides.task),
+    ]:
+        tmp = record / f".{name}.tmp"
+        tmp.write_text(OmegaConf.to_yaml(node))
+        os.replace(tmp, record / name)
 
 
 def _stopped_message(run_dir: Path, signum: int) -> str:
@@ -54,7 +72,7 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
     try:
         done = max(RunTable(run_dir).steps(), default=None)
         total = json.loads((run_dir / STATUS_FILE).read_text())["steps"]
-    except (OSError, ValueError, KeyError):  # stopped before the run wrote its status (or mid-write)
+    except (OSError, ValueError, KeyError, ForgetbenchError):  # stopped before the status was written (or mid-write)
         done, total = None, None
     if done is None:
         where, kept = "before the step-0 evaluation was recorded", "nothing is recorded yet"
@@ -71,18 +89,24 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    signal.signal(signal.SIGTERM, _raise_stopped)
+    # empty: made by Hydra just now (it writes nothing there itself: conf/hydra/default.yaml), so ours to remove
+    created_now = not any(run_dir.iterdir())
+    install_stop_handlers()
     try:
-        run_experiment(cfg, run_dir)
+        run_experiment(cfg, run_dir, on_accept=lambda: _record_config(cfg, run_dir))
         from forgetbench.reporting.report import REPORT_DIR, write_report  # matplotlib, after the run
 
         report = write_report([run_dir], run_dir / REPORT_DIR)
+    except RunDirectoryTaken as err:  # not logged: the log file there belongs to the other run
+        print(f"forgetbench: error: {err}", file=sys.stderr)
+        sys.exit(2)
     except ForgetbenchError as err:
         log.error(str(err))
         print(f"forgetbench: error: {err}", file=sys.stderr)
-        _remove_if_empty(run_dir)
+        if created_now:
+            _remove_if_empty(run_dir)
         sys.exit(2)
-    except (KeyboardInterrupt, RunStopped) as stop:
+    except (KeyboardInterrupt, RunStopped) as stop:  # KeyboardInterrupt: a Ctrl-C before the handlers were set
         signum = stop.signum if isinstance(stop, RunStopped) else signal.SIGINT
         message = _stopped_message(run_dir, signum)
         log.warning(message)

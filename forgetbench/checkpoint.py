@@ -9,6 +9,7 @@ scheduler state to keep between steps.
 
 from __future__ import annotations
 
+import pickle
 import random
 import shutil
 from dataclasses import dataclass
@@ -17,9 +18,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
+from forgetbench.errors import ForgetbenchError
+
 CHECKPOINT_DIR = "checkpoint"
+# what a damaged checkpoint raises: a truncated zip (RuntimeError) or pickle, a bad safetensors
+# header, a missing file, a missing key
+CHECKPOINT_ERRORS = (RuntimeError, pickle.UnpicklingError, EOFError, SafetensorError, OSError, KeyError)
 
 
 @dataclass
@@ -72,10 +79,17 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module) -> Checkpoint | None:
         folder = run_dir / f".{CHECKPOINT_DIR}.old"  # a crash during the swap
         if not (folder / "state.pt").exists():
             return None
-    state = torch.load(folder / "state.pt", weights_only=False)
-    load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
-    set_rng_state(state["rng"])
-    return Checkpoint(state["step"], state["optimizer"], state["method"])
+    try:
+        state = torch.load(folder / "state.pt", weights_only=False)
+        load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
+        set_rng_state(state["rng"])
+        return Checkpoint(state["step"], state["optimizer"], state["method"])
+    except CHECKPOINT_ERRORS as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ForgetbenchError(
+            f"{folder} is unreadable ({reason}); remove it to rerun from step 0 (the rows come out the same), "
+            "or set run_name=... for a new run"
+        ) from err
 
 
 def remove_checkpoint(run_dir: Path) -> None:

@@ -107,6 +107,16 @@ def _snapshot(path: Path) -> pa.Table:
     return pq.read_table(pa.BufferReader(path.read_bytes()))
 
 
+# what reading a damaged parquet file raises (ArrowInvalid is a ValueError; a truncated file can raise OSError)
+READ_ERRORS = (pa.ArrowException, OSError, ValueError, KeyError)
+
+
+def unreadable(path: Path, err: BaseException, remedy: str) -> ForgetbenchError:
+    """The one-line error for a damaged run file: which file, pyarrow's first line, what to do."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ForgetbenchError(f"{path} is unreadable ({reason}); {remedy}")
+
+
 def _read(path: Path) -> pd.DataFrame:
     """A results file in the current schema; columns added since it was written are derived."""
     frame = _snapshot(path).to_pandas()
@@ -142,7 +152,15 @@ class RunTable:
     def read(self) -> pd.DataFrame:
         if not self.path.exists():
             return SCHEMA.empty_table().to_pandas()
-        return _read(self.path)
+        try:
+            return _read(self.path)
+        except READ_ERRORS as err:
+            raise unreadable(
+                self.path,
+                err,
+                f"its rows cannot be rebuilt: remove {self.run_dir} to rerun from step 0 (the rows come out the same), "
+                "or set run_name=... for a new run",
+            ) from err
 
     def steps(self) -> set[int]:
         return set(self.read()["step"].unique().tolist())
@@ -180,8 +198,8 @@ def read_results(*paths: str | Path) -> pd.DataFrame:
     for file in files:
         try:
             frames.append(_read(file))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError) as err:
-            raise ForgetbenchError(f"{file} is not a readable forgetbench results table ({err})") from err
+        except READ_ERRORS as err:
+            raise unreadable(file, err, "it is not a forgetbench results table, or it was damaged") from err
     return pd.concat(frames, ignore_index=True)
 
 
@@ -190,4 +208,11 @@ def read_items(run_dir: str | Path) -> pd.DataFrame:
     files = sorted((Path(run_dir) / ITEMS_DIR).glob("step-*.parquet"))
     if not files:
         return ITEM_SCHEMA.empty_table().to_pandas()
-    return pd.concat([_snapshot(f).to_pandas() for f in files], ignore_index=True)
+    frames = []
+    for file in files:
+        try:
+            frames.append(_snapshot(file).to_pandas())
+        except READ_ERRORS as err:
+            remedy = "remove it and the report leaves that step's items out (its confidence intervals)"
+            raise unreadable(file, err, remedy) from err
+    return pd.concat(frames, ignore_index=True)

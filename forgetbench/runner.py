@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
 from forgetbench.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from forgetbench.errors import ForgetbenchError
+from forgetbench.errors import ForgetbenchError, RunDirectoryTaken
 from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
 from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.hashing import stable_hash
 from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
+from forgetbench.stopping import raise_if_stopped
 from forgetbench.training import build_optimizer, train_on_task
 
 log = logging.getLogger(__name__)
@@ -99,17 +101,29 @@ class Recipe:
         self.done = self._resume()
 
     def _check_status(self) -> None:
+        """Refuse a directory that holds another config's run; the hash comes from the status file,
+        or from the rows when there is none (a status file removed because it was damaged)."""
         status = self._read_status()
-        if status and status["config_hash"] != self.hash:
-            raise ForgetbenchError(
-                f"{self.run_dir} holds a run of a different config (hash {status['config_hash']}, now {self.hash}); "
-                f"set run_name=... for a new run or remove that directory"
+        hashes = set(self.table.read()["config_hash"]) if status is None else {status["config_hash"]}
+        if hashes - {self.hash}:
+            raise RunDirectoryTaken(
+                f"{self.run_dir} holds a run of a different config (hash {', '.join(sorted(hashes))}, "
+                f"now {self.hash}); set run_name=... for a new run or remove that directory"
             )
         self.finished = bool(status and status["finished"])
 
     def _read_status(self) -> dict | None:
         path = self.run_dir / STATUS_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            status = json.loads(path.read_text())
+            return {key: status[key] for key in ("config_hash", "steps", "finished")}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ForgetbenchError(
+                f"{path} is unreadable ({type(err).__name__}: {err}); remove it and rerun the same command "
+                "to resume (the config is then checked against the run's rows)"
+            ) from err
 
     def _write_status(self, finished: bool) -> None:
         tmp = self.run_dir / f".{STATUS_FILE}.tmp"
@@ -174,6 +188,7 @@ class Recipe:
     def _record(self, step: int, trained_task: str, start: float) -> None:
         """Evaluate, append the step's rows, then checkpoint (in that order: see _resume)."""
         evaluation = self.bridge.evaluate(self.loaded, f"step {step}/{len(self.stream)}", self.method.evaluating)
+        raise_if_stopped()  # a stop during evaluation records nothing of this step
         self.table.append_step(
             self._rows(evaluation, step, trained_task, time.perf_counter() - start), evaluation.items, step
         )
@@ -226,8 +241,14 @@ def _log_summary(general: pd.DataFrame) -> None:
         )
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path) -> None:
-    """Run (or resume) one experiment in ``run_dir``; a finished run is left as it is."""
+def run_experiment(cfg: DictConfig, run_dir: Path, on_accept: Callable[[], None] | None = None) -> None:
+    """Run (or resume) one experiment in ``run_dir``; a finished run is left as it is.
+
+    Args:
+        on_accept: called once ``run_dir`` is known to be this config's (new, or a run of the
+            same config to resume) and before anything is built: the entry point records the
+            config there. A directory holding another config's run is refused before it.
+    """
     recipe = Recipe(cfg, run_dir)
     if recipe.finished:
         log.info(f"{run_dir} is already finished; nothing to do")
@@ -235,5 +256,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> None:
             remove_checkpoint(run_dir)
         recipe.log_summary()
         return
+    if on_accept:
+        on_accept()
     recipe.setup()
     recipe.run()

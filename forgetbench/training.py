@@ -23,6 +23,7 @@ from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedToke
 
 from forgetbench.errors import ForgetbenchError, TrainingDiverged
 from forgetbench.optim import StochasticRoundingAdamW
+from forgetbench.stopping import raise_if_stopped
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ def train_on_task(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        raise_if_stopped()
         if step % config.log_every == 0 or step == total:
             _log_progress(label, step, total, loss_value, tokens, time.perf_counter() - start)
     return TaskResult(step, loss_value, tokens, time.perf_counter() - start), optimizer

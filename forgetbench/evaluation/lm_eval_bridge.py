@@ -38,6 +38,7 @@ from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import stream_task_config, write_task_yaml
 from forgetbench.hub_mirror import datasets_from
 from forgetbench.models import LoadedModel
+from forgetbench.stopping import raise_if_stopped
 from forgetbench.streams.base import StreamTask
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ class LmEvalBridge:
                         numpy_random_seed=None,
                         torch_random_seed=None,
                     )
+                raise_if_stopped()
                 seconds = time.perf_counter() - start
                 task_scores = _scores(out, seconds, entry.stream_task)
                 scores += task_scores
