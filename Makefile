@@ -26,8 +26,8 @@ test:
 	$(BIN)/python -m pytest -q
 
 lint:
-	$(BIN)/ruff check forgetbench tests
-	$(BIN)/ruff format --check forgetbench tests
+	$(BIN)/ruff check forgetbench hydra_plugins tests
+	$(BIN)/ruff format --check forgetbench hydra_plugins tests
 
 default:
 	$(BIN)/python -m forgetbench

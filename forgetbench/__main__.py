@@ -30,14 +30,13 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from forgetbench.checkpoint import CHECKPOINT_DIR  # noqa: E402
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped  # noqa: E402
-from forgetbench.hashing import stable_hash  # noqa: E402
+from forgetbench.resolvers import register_resolvers  # noqa: E402
 from forgetbench.results import RESULTS_FILE, RunTable  # noqa: E402
 from forgetbench.runner import STATUS_FILE, run_experiment  # noqa: E402
 from forgetbench.stopping import install_stop_handlers  # noqa: E402
 
 log = logging.getLogger("forgetbench")
-# names multirun job folders (conf/hydra/default.yaml): override lists are too long for a folder name
-OmegaConf.register_new_resolver("forgetbench_hash", lambda text: stable_hash(text, 8), replace=True)
+register_resolvers()
 
 
 def _remove_if_empty(run_dir: Path) -> None:

@@ -47,3 +47,17 @@ def cpu_threads(setting: int | str) -> int:
     if isinstance(setting, int) and not isinstance(setting, bool) and setting >= 1:
         return setting
     raise ForgetbenchError(f"threads={setting!r} is not valid; choose auto or a positive integer")
+
+
+def share_of_cores(cores: list[int], job: int, jobs: int) -> set[int]:
+    """The cores job ``job`` of ``jobs`` running at once on ``cores`` gets: an equal contiguous block
+    of them, or, with more jobs than cores, one core shared round-robin.
+
+    Each job's own affinity is then set to its share, so ``threads=auto`` (which follows the
+    affinity) gives each parallel job its part of the machine instead of all of it.
+    """
+    if jobs <= len(cores):
+        size, extra = divmod(len(cores), jobs)
+        start = job * size + min(job, extra)
+        return set(cores[start : start + size + (job < extra)])
+    return {cores[job % len(cores)]}

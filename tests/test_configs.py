@@ -74,3 +74,25 @@ def test_debug_smoke_shrinks_any_experiment(experiment: str) -> None:
     assert train.total_steps(100_000) == 8 and train.batch_size * train.grad_accum == 8
     stream = instantiate(cfg.stream)  # builds the stream's object without loading any data
     assert stream.max_train_examples == 64
+
+
+@pytest.mark.parametrize("launcher", ["local", "slurm"])
+def test_launchers_compose_to_their_plugin(launcher: str) -> None:
+    """hydra/launcher=local|slurm compose onto hydra-submitit-launcher's schema and name our plug-in."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    node = cfg.hydra.launcher
+    plugin = getattr(submitit_launcher, f"{launcher.capitalize()}Launcher")
+    module, _, name = node._target_.rpartition(".")
+    assert module.startswith("hydra_plugins.")  # Hydra instantiates launchers from there only
+    # compared by name: Hydra's plug-in scan loads these modules afresh, so the class objects differ
+    ancestry = {f"{c.__module__}.{c.__qualname__}" for c in getattr(importlib.import_module(module), name).__mro__}
+    assert f"{plugin.__module__}.{plugin.__qualname__}" in ancestry
+    assert node.timeout_min > 0 and "submitit_folder" in node
+    if launcher == "slurm":
+        assert {"partition", "account", "gpus_per_node", "cpus_per_task", "mem_gb", "array_parallelism"} <= set(node)
+        assert "additional_parameters" in node and node.max_num_timeout >= 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import time
 
 import pandas as pd
 import pytest
 
+from forgetbench.hardware import share_of_cores
 from forgetbench.results import read_items, read_results
 from tests.conftest import SMALL, run_cli, start_cli
 
@@ -31,12 +34,18 @@ def _check_complete_run(rows: pd.DataFrame) -> None:
     assert rows["config_hash"].nunique() == 1 and (rows["n_params"] > 0).all()
 
 
-def test_multirun_over_both_architectures(tmp_path, cache_dir) -> None:
-    done = run_cli(["-m", "model=tiny_decoder,tiny_encdec", *SMALL], tmp_path, cache_dir)
+def test_multirun_over_both_architectures_in_parallel_jobs(tmp_path, cache_dir) -> None:
+    """Through hydra/launcher=local: the two jobs run at once, each in a process of its own with its
+    share of the cores. (The default, sequential launcher is exercised by test_methods' multirun.)"""
+    sweep_args = ["-m", "hydra/launcher=local", "model=tiny_decoder,tiny_encdec", *SMALL]
+    done = run_cli(sweep_args, tmp_path, cache_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = tmp_path / "results" / "tiny_world" / "multirun"
     runs = sorted(p.parent for p in sweep.glob("*/results.parquet"))
     assert len(runs) == 2
+    shares = sorted(len(share_of_cores(sorted(os.sched_getaffinity(0)), job, 2)) for job in range(2))
+    logged = sorted(int(re.search(r"\((\d+) cores available", (run / "__main__.log").read_text())[1]) for run in runs)
+    assert logged == shares
     rows = read_results(*runs)
     assert set(rows["architecture"]) == {"decoder", "encoder-decoder"}
     for _model, run_rows in rows.groupby("model"):
@@ -53,9 +62,9 @@ def test_multirun_over_both_architectures(tmp_path, cache_dir) -> None:
 
     before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/results.parquet")}
     (runs[0] / "checkpoint").mkdir()  # as left by a kill between marking the run finished and tidying up
-    again = run_cli(["-m", "model=tiny_decoder,tiny_encdec", *SMALL], tmp_path, cache_dir)
+    again = run_cli(sweep_args, tmp_path, cache_dir)
     assert again.returncode == 0
-    assert "already finished" in again.stdout + again.stderr
+    assert all("already finished" in (run / "__main__.log").read_text() for run in runs)
     assert before == {p: p.stat().st_mtime_ns for p in sweep.glob("*/results.parquet")}
     assert not (runs[0] / "checkpoint").exists(), "a rerun of a finished run tidies its checkpoint"
 

@@ -64,3 +64,14 @@ def test_progress_bars_stay_on_a_terminal() -> None:
         os.close(follower)
         results[label] = done.stdout.decode().strip()
     assert results == {"terminal": "None", "pipe": "1"}
+
+
+def test_parallel_jobs_share_the_cores_out() -> None:
+    """Each of a local sweep's parallel jobs gets its own block of cores (or one core, round-robin)."""
+    from forgetbench.hardware import share_of_cores
+
+    cores = list(range(8))
+    assert [share_of_cores(cores, job, 2) for job in range(2)] == [{0, 1, 2, 3}, {4, 5, 6, 7}]
+    shares = [share_of_cores(cores, job, 3) for job in range(3)]
+    assert [len(s) for s in shares] == [3, 3, 2] and set().union(*shares) == set(cores)
+    assert [share_of_cores([4, 5], job, 5) for job in range(5)] == [{4}, {5}, {4}, {5}, {4}]

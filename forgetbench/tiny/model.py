@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
+from filelock import FileLock
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
 from forgetbench.errors import ForgetbenchError
@@ -75,16 +76,18 @@ class TinyWorldModel:
     def resolve_path(self, device: torch.device | None = None) -> str:
         """The pretrained model's directory, pretraining it first (on ``device``) if it is not cached."""
         target = Path(self.cache_dir) / "models" / f"{self.name}-{self.cache_key()}"
-        if target.is_dir():
-            log.info(f"base model {self.name} found in cache: {target}")
-            return str(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-        try:
-            self._pretrain_into(tmp, device or default_device())
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        # parallel jobs of a sweep (hydra/launcher=local) want the same base model: one pretrains, the others wait
+        with FileLock(target.with_name(f".{target.name}.lock")):
+            if target.is_dir():
+                log.info(f"base model {self.name} found in cache: {target}")
+                return str(target)
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+            try:
+                self._pretrain_into(tmp, device or default_device())
+                os.replace(tmp, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         return str(target)
 
     def _pretrain_into(self, folder: Path, device: torch.device) -> None:

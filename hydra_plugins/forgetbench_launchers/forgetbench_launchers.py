@@ -1,0 +1,53 @@
+"""Hydra launchers for sweeps: hydra-submitit-launcher's, with what forgetbench's jobs need.
+
+``hydra/launcher=local`` (conf/hydra/launcher/local.yaml) runs a multirun's jobs at once on this
+machine, each in its own process, through submitit's local executor; ``hydra/launcher=slurm``
+submits them to a Slurm cluster. Both are submitit's launchers; what is added here:
+
+- each job registers forgetbench's config resolvers (the job's process unpickles the task
+  function by value and never imports ``forgetbench.__main__``);
+- a local job gets its share of the machine: its CPU affinity is set to its block of the cores
+  (so ``threads=auto`` divides them among the parallel jobs instead of oversubscribing them all),
+  and, where several GPUs are visible, one GPU (round-robin).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from hydra.core.utils import JobReturn
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+
+from forgetbench.hardware import share_of_cores
+from forgetbench.resolvers import register_resolvers
+
+register_resolvers()
+
+
+class LocalLauncher(submitit_launcher.LocalLauncher):
+    """submitit's local executor, with the cores (and GPUs) shared out among the jobs."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        # recorded here, in the sweeping process, and read in each job's process (the launcher is pickled)
+        self.cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.first_job, self.jobs = initial_job_idx, len(job_overrides)
+        if self.params.get("gpus_per_node") is None:  # submitit would hide every GPU from the jobs
+            import torch
+
+            self.params["gpus_per_node"] = torch.cuda.device_count()
+        return super().launch(job_overrides, initial_job_idx)
+
+    def __call__(self, sweep_overrides, job_dir_key, job_num, job_id, singleton_state) -> JobReturn:
+        slot = job_num - self.first_job
+        if self.cores:
+            os.sched_setaffinity(0, share_of_cores(self.cores, slot, self.jobs))
+        gpus = [gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu]
+        if gpus:  # before torch first touches CUDA in this process
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        return super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+
+
+class SlurmLauncher(submitit_launcher.SlurmLauncher):
+    """submitit's Slurm launcher (Slurm gives each job its own cores and GPUs); imported by the job,
+    so forgetbench's resolvers are registered there."""
