@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from forgetbench.checkpoint import CHECKPOINT_DIR  # noqa: E402
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped  # noqa: E402
+from forgetbench.preflight import command_line_error  # noqa: E402
 from forgetbench.resolvers import register_resolvers  # noqa: E402
 from forgetbench.results import RESULTS_FILE, RunTable  # noqa: E402
 from forgetbench.runner import STATUS_FILE, run_experiment  # noqa: E402
@@ -114,5 +115,14 @@ def main(cfg: DictConfig) -> None:
     print(f"forgetbench: results in {run_dir / RESULTS_FILE}; report {report}", flush=True)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The command: its overrides checked first (one line, exit 2), then Hydra's main."""
+    error = command_line_error(sys.argv[1:])
+    if error:
+        print(f"forgetbench: error: {error}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    run()

@@ -10,6 +10,6 @@ def main() -> None:
         from forgetbench.reporting.cli import main as report_main
 
         sys.exit(report_main(sys.argv[2:]))
-    from forgetbench.__main__ import main as experiment_main
+    from forgetbench.__main__ import run
 
-    experiment_main()
+    run()

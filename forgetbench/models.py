@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from transformers import (
@@ -24,6 +25,7 @@ from transformers import (
 from forgetbench.errors import ForgetbenchError
 from forgetbench.hardware import default_device
 from forgetbench.hub_mirror import local_copy
+from forgetbench.validation import Positive, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +68,14 @@ class PretrainedModel:
 
     name: str
     path: str
-    dtype: str = "auto"
-    attn_implementation: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
     gradient_checkpointing: bool = False
-    train_batch_size: int = 8
+    train_batch_size: Positive = 8
     mirror: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
         return load_pretrained(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from forgetbench.metrics import forgetting_table
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.stopping import raise_if_stopped
 from forgetbench.training import build_optimizer, train_on_task
+from forgetbench.validation import InvalidValue, check_value
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ def build(node: DictConfig, group: str):
         return instantiate(node, _convert_="all")
     except InstantiationException as err:
         cause = err.__cause__
+        if isinstance(cause, InvalidValue):  # named from the config's root, also in a nested node
+            where = re.search(r"full_key: (\S+)\s*$", str(err))
+            raise cause.within(where[1] if where else group) from None
         if isinstance(cause, ForgetbenchError):
             raise cause from None
         raise ForgetbenchError(f"{group} config is invalid: {cause or err}".splitlines()[0]) from err
@@ -69,6 +74,8 @@ class Recipe:
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
+        check_value("seed", cfg.seed, int)  # the config groups check their own fields when built
+        check_value("keep_checkpoint", cfg.keep_checkpoint, bool)
         self.table = RunTable(run_dir)
         self.hash = config_hash(cfg)
         self._check_status()
@@ -80,6 +87,10 @@ class Recipe:
         torch.set_num_threads(threads)
         log.info(f"torch uses {threads} CPU threads ({available_cores()} cores available to this process)")
         self.stream = build(self.cfg.stream, "stream").load()
+        if not self.stream:
+            raise ForgetbenchError(
+                f"stream.tasks={list(self.cfg.stream.tasks)} leaves no task to train on; name at least one"
+            )
         self.method = build(self.cfg.method, "method")
         self.train_config = build(self.cfg.train, "train")
         self.suite = build(self.cfg.eval, "eval")

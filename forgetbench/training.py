@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from datasets import Dataset
@@ -24,6 +25,7 @@ from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedToke
 from forgetbench.errors import ForgetbenchError, TrainingDiverged
 from forgetbench.optim import StochasticRoundingAdamW
 from forgetbench.stopping import raise_if_stopped
+from forgetbench.validation import InvalidValue, NonNegative, NonNegativeFloat, Positive, PositiveFloat, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class TrainConfig:
     """How one task is trained.
 
     Attributes:
-        steps: optimizer steps per task (each a full effective batch).
+        steps: optimizer steps per task (each a full effective batch); null when ``epochs`` is set.
         epochs: if set, overrides ``steps`` with epochs × examples / effective batch.
         batch_size: examples per forward pass (per device).
         grad_accum: forward passes per optimizer step (effective batch = their product).
@@ -53,25 +55,26 @@ class TrainConfig:
         log_every: steps between progress lines.
     """
 
-    steps: int = 300
-    epochs: float | None = None
-    batch_size: int = 32
-    grad_accum: int = 1
-    effective_batch_size: int | None = None
-    lr: float = 3e-4
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 512
+    steps: Positive | None = 300
+    epochs: PositiveFloat | None = None
+    batch_size: Positive = 32
+    grad_accum: Positive = 1
+    effective_batch_size: Positive | None = None
+    lr: PositiveFloat = 3e-4
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: NonNegative = 0
+    weight_decay: NonNegativeFloat = 0.0
+    max_grad_norm: NonNegativeFloat = 1.0
+    max_length: Positive = 512
     loss_on_prompt: bool = False
     reset_optimizer: bool = True
-    autocast: str | None = None
-    log_every: int = 50
+    autocast: Literal["bfloat16", "float16"] | None = None
+    log_every: Positive = 50
 
     def __post_init__(self) -> None:
-        if self.schedule not in ("constant", "cosine"):
-            raise ForgetbenchError(f"train.schedule={self.schedule!r} is not valid; choose constant or cosine")
+        check_fields(self)
+        if self.steps is None and self.epochs is None:
+            raise InvalidValue("steps", None, "set steps, or epochs, to how long each task is trained")
         if self.effective_batch_size is not None:
             if self.batch_size < 1 or self.effective_batch_size % self.batch_size:
                 raise ForgetbenchError(

@@ -2,12 +2,13 @@
 
 Layers, lowest first; a module imports only from its own layer or below, and the graph has no cycle:
 
-- foundation: errors, hashing, jsonl, hub_mirror, optim, hardware (device and CPU threads), stopping (signals), resolvers (OmegaConf)
+- foundation: errors, hashing, jsonl, hub_mirror, optim, hardware (device, CPU threads), stopping (signals),
+  resolvers (OmegaConf), validation (config fields)
 - data: the results table, model loading, checkpoints, streams (data only), the tiny world's generators
 - engines: the training loop, evaluation (the one door to lm-eval), metrics
 - plug-ins: methods, the tiny world's model and suite factories, the memory tracer
 - recipe and reporting: the runner (one run) and reporting (across runs), neither importing the other
-- entry points: ``python -m forgetbench`` and the console script
+- entry points: ``python -m forgetbench``, the console script and the command-line preflight
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "forgetbench"
 
 LAYERS = [
-    ["errors", "hashing", "jsonl", "hub_mirror", "optim", "hardware", "stopping", "resolvers"],
+    ["errors", "hashing", "jsonl", "hub_mirror", "optim", "hardware", "stopping", "resolvers", "validation"],
     ["results", "models", "checkpoint", "streams", "tiny.world", "tiny.stream_tasks", "tiny.tokenizer", "tiny.files"],
     ["training", "evaluation", "metrics"],
     ["methods", "tiny.model", "tiny.suite", "memory"],
     ["runner", "reporting"],
-    ["__main__", "cli"],
+    ["__main__", "cli", "preflight"],
 ]
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forgetbench.evaluation.task_configs import TASKS_DIR
+from forgetbench.validation import NonNegative, Positive, check_fields
 
 
 @dataclass
@@ -30,12 +31,15 @@ class EvalSuite:
 
     name: str
     tasks: list
-    num_fewshot: int | None = None
-    limit: int | None = None
-    batch_size: int = 64
+    num_fewshot: NonNegative | None = None
+    limit: Positive | None = None
+    batch_size: Positive = 64
     include_path: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)
     mirror: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def category_of(self, task: str) -> str:
         """The category listing ``task`` (or a task it is a subtask of), else "other"."""

@@ -14,12 +14,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
-from forgetbench.errors import ForgetbenchError
 from forgetbench.methods.base import Method, TaskContext
 from forgetbench.methods.peft_adapters import LoRASettings, adapter_name, add_task_adapters
-
-GENERAL_CHOICES = ("base", "latest", "merge")
 
 
 @dataclass
@@ -31,13 +29,9 @@ class Adapters(Method):
 
     name: str = "adapters"
     lora: LoRASettings = field(default_factory=LoRASettings)
-    general: str = "base"
+    general: Literal["base", "latest", "merge"] = "base"
     _tasks: list[str] = field(default_factory=list, init=False)
     _trained: int = field(default=0, init=False)
-
-    def __post_init__(self) -> None:
-        if self.general not in GENERAL_CHOICES:
-            raise ForgetbenchError(f"method.general={self.general!r} is not valid; choose one of {GENERAL_CHOICES}")
 
     def prepare_model(self, model, task_names):
         self._tasks = list(task_names)

@@ -20,6 +20,8 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetbench.validation import check_fields
+
 if TYPE_CHECKING:
     from forgetbench.training import TrainConfig
 
@@ -56,6 +58,9 @@ class Method:
     """
 
     name: str = "base"
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # every plug-in's hyper-parameters, by their annotations
 
     def prepare_model(self, model: PreTrainedModel, task_names: list[str]) -> PreTrainedModel:
         """Wrap or freeze the model before step 0 (e.g. add adapters); ``task_names`` is the stream."""

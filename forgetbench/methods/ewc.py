@@ -16,11 +16,13 @@ Extra time: one forward and backward pass per Fisher example after each task.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
 from forgetbench.methods.base import Method, TaskContext, trainable_snapshot, weighted_distance
 from forgetbench.training import make_loader
+from forgetbench.validation import Fraction, NonNegativeFloat, Positive
 
 
 @dataclass
@@ -34,11 +36,11 @@ class EWC(Method):
     """
 
     name: str = "ewc"
-    strength: float = 100.0
-    fisher_examples: int = 200
+    strength: NonNegativeFloat = 100.0
+    fisher_examples: Positive = 200
     online: bool = False
-    decay: float = 1.0
-    device: str = "model"
+    decay: Fraction = 1.0
+    device: Literal["model", "cpu"] = "model"
     _terms: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = field(
         default_factory=list, init=False, repr=False
     )  # (fisher, anchor) per consolidated task

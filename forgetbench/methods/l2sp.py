@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from forgetbench.methods.base import Method, trainable_snapshot, weighted_distance
+from forgetbench.validation import NonNegativeFloat
 
 
 @dataclass
@@ -23,7 +24,7 @@ class L2SP(Method):
     """
 
     name: str = "l2sp"
-    strength: float = 0.01
+    strength: NonNegativeFloat = 0.01
     _anchor: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def prepare_model(self, model, task_names):

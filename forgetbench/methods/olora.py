@@ -19,6 +19,7 @@ import torch
 
 from forgetbench.methods.base import Method, TaskContext
 from forgetbench.methods.peft_adapters import LoRASettings, adapter_name, add_task_adapters
+from forgetbench.validation import NonNegativeFloat
 
 
 @dataclass
@@ -30,7 +31,7 @@ class OLoRA(Method):
 
     name: str = "olora"
     lora: LoRASettings = field(default_factory=LoRASettings)
-    strength: float = 0.5
+    strength: NonNegativeFloat = 0.5
     _current: int = field(default=0, init=False)
 
     def prepare_model(self, model, task_names):

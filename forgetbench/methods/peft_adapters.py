@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
+from forgetbench.validation import Positive, PositiveFloat, Probability, check_fields
+
 
 @dataclass
 class LoRASettings:
@@ -25,10 +27,13 @@ class LoRASettings:
             e.g. q_proj/v_proj for Llama, query_key_value for BLOOM, q/v for T5 and mT5).
     """
 
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
+    r: Positive = 8
+    alpha: PositiveFloat = 16
+    dropout: Probability = 0.0
     target_modules: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def config(self, model: PreTrainedModel) -> LoraConfig:
         """A LoraConfig for ``model``'s family (causal or seq2seq)."""

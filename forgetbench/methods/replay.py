@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset, concatenate_datasets
 
-from forgetbench.errors import ForgetbenchError
 from forgetbench.methods.base import Method, TaskContext
 from forgetbench.streams.base import PAIR_COLUMNS, read_rows, require_columns
+from forgetbench.validation import NonNegative, Probability
 
 
 @dataclass
@@ -31,15 +31,14 @@ class Replay(Method):
     """
 
     name: str = "replay"
-    ratio: float = 0.2
-    buffer_size: int = 200
+    ratio: Probability = 0.2
+    buffer_size: NonNegative = 200
     general_data: str | None = None
     _buffer: list[dict] = field(default_factory=list, init=False, repr=False)
     _general: Dataset | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ratio < 1.0:
-            raise ForgetbenchError(f"method.ratio={self.ratio} is not valid; it must lie in [0, 1)")
+        super().__post_init__()
         if self.general_data:
             self._general = read_rows(self.general_data, "replay general_data", "general")
             require_columns(self._general, PAIR_COLUMNS, "replay general_data", self.general_data)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from forgetbench.errors import ForgetbenchError
 from forgetbench.methods.base import Method, TaskContext, trainable_snapshot
+from forgetbench.validation import Fraction
 
 
 @dataclass
@@ -25,12 +25,8 @@ class WiSE(Method):
     """
 
     name: str = "wise"
-    alpha: float = 0.5
+    alpha: Fraction = 0.5
     _start: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ForgetbenchError(f"method.alpha={self.alpha} is not valid; it must lie in [0, 1]")
 
     def prepare_model(self, model, task_names):
         self._start = trainable_snapshot(model, device="cpu")

@@ -80,11 +80,20 @@ def read_rows(path: str | Path, task: str, split: str) -> Dataset:
 
 
 def require_columns(rows: Dataset, columns: tuple[str, ...], task: str, what: str) -> None:
+    """Every row has a value in each of ``columns``: a JSON-lines file that leaves a field out of one
+    row (or sets it to null) still has the column, with None in that row, which would fail mid-run."""
     missing = [c for c in columns if c not in rows.column_names]
     if missing:
         raise ForgetbenchError(
             f"stream task {task!r}: {what} lacks columns {missing}; it has {rows.column_names}, needs {list(columns)}"
         )
+    for column in columns:
+        empty = next((i for i, value in enumerate(rows[column]) if value is None), None)
+        if empty is not None:
+            raise ForgetbenchError(
+                f"stream task {task!r}: {what} row {empty + 1} has no {column!r} (missing or null); "
+                f"every row needs {list(columns)}"
+            )
 
 
 def local_stream_task(name: str, train_file: str | Path, test_file: str | Path, max_train: int | None) -> StreamTask:
@@ -99,8 +108,9 @@ def local_stream_task(name: str, train_file: str | Path, test_file: str | Path, 
         train = train.select(range(min(max_train, len(train))))
     test = read_rows(test_file, name, "test")
     kind = "multiple_choice" if all(c in test.column_names for c in CHOICE_COLUMNS) else "loglikelihood"
-    if kind == "loglikelihood":
-        require_columns(test, PAIR_COLUMNS, name, f"test file {str(test_file)!r}")
+    require_columns(
+        test, CHOICE_COLUMNS if kind == "multiple_choice" else PAIR_COLUMNS, name, f"test file {str(test_file)!r}"
+    )
     return StreamTask(name, train.select_columns(list(PAIR_COLUMNS)), Path(test_file).resolve(), Scoring(kind))
 
 

@@ -18,6 +18,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from datasets import Dataset, load_dataset
 from hydra.utils import get_method
@@ -27,6 +28,7 @@ from forgetbench.hashing import stable_hash
 from forgetbench.hub_mirror import local_copy
 from forgetbench.jsonl import write_jsonl
 from forgetbench.streams.base import PAIR_COLUMNS, Scoring, StreamTask, apply_order
+from forgetbench.validation import Positive, check_fields
 
 
 @dataclass
@@ -59,11 +61,14 @@ class HubTaskSpec:
     revision: str | None = None
     train_split: str = "train"
     test_split: str = "test"
-    n_train: int | None = None
-    n_test: int = 200
+    n_train: Positive | None = None
+    n_test: Positive = 200
     derive: str | None = None
     processed_dir: str | None = None
     prompt_name: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     @property
     def templates(self) -> list[str]:
@@ -90,16 +95,13 @@ class HubStream:
     cache_dir: str
     order: list[str] = field(default_factory=list)
     seed: int = 0
-    eval_kind: str = "generation"
-    max_new_tokens: int = 64
-    max_train_examples: int | None = None
+    eval_kind: Literal["generation", "loglikelihood"] = "generation"
+    max_new_tokens: Positive = 64
+    max_train_examples: Positive | None = None
     mirror: str | None = None
 
     def __post_init__(self) -> None:
-        if self.eval_kind not in ("generation", "loglikelihood"):
-            raise ForgetbenchError(
-                f"stream.eval_kind={self.eval_kind!r} is not valid; choose generation or loglikelihood"
-            )
+        check_fields(self)
 
     def load(self) -> list[StreamTask]:
         # order first: a task left out is never downloaded

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from forgetbench.streams.base import StreamTask, apply_order, local_stream_task
+from forgetbench.validation import Positive, check_fields
 
 
 @dataclass
@@ -21,7 +22,10 @@ class LocalStream:
     name: str
     tasks: list[dict]
     order: list[str] = field(default_factory=list)
-    max_train_examples: int | None = None
+    max_train_examples: Positive | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def load(self) -> list[StreamTask]:
         loaded = [local_stream_task(t["name"], t["train"], t["test"], self.max_train_examples) for t in self.tasks]

@@ -9,6 +9,7 @@ from forgetbench.streams.base import StreamTask, apply_order, local_stream_task
 from forgetbench.tiny.files import materialize_world
 from forgetbench.tiny.stream_tasks import STREAM_TASKS
 from forgetbench.tiny.world import WorldSpec
+from forgetbench.validation import Positive, check_fields
 
 
 @dataclass
@@ -27,7 +28,10 @@ class TinyWorldStream:
     cache_dir: str
     tasks: list[str] = field(default_factory=lambda: list(STREAM_TASKS))
     order: list[str] = field(default_factory=list)
-    max_train_examples: int | None = None
+    max_train_examples: Positive | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def load(self) -> list[StreamTask]:
         unknown = [t for t in self.tasks if t not in STREAM_TASKS]

@@ -13,13 +13,13 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from datasets import Dataset
 from filelock import FileLock
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
-from forgetbench.errors import ForgetbenchError
 from forgetbench.hardware import default_device
 from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import read_jsonl
@@ -28,6 +28,7 @@ from forgetbench.tiny.files import materialize_world, world_key
 from forgetbench.tiny.tokenizer import build_word_tokenizer
 from forgetbench.tiny.world import WorldSpec
 from forgetbench.training import TrainConfig, train_on_task
+from forgetbench.validation import InvalidValue, Positive, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +51,20 @@ class TinyWorldModel:
     """
 
     name: str
-    architecture: str
+    architecture: Literal["decoder", "encoder-decoder"]
     world: WorldSpec
     cache_dir: str
-    hidden_size: int = 128
-    num_layers: int = 3
-    num_heads: int = 4
-    ffn_size: int = 512
+    hidden_size: Positive = 128
+    num_layers: Positive = 3
+    num_heads: Positive = 4
+    ffn_size: Positive = 512
     init_seed: int = 0
     pretrain: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ForgetbenchError(
-                f"model.architecture={self.architecture!r} is not valid; choose one of {ARCHITECTURES}"
-            )
+        check_fields(self)
+        if self.hidden_size % self.num_heads:
+            raise InvalidValue("hidden_size", self.hidden_size, f"it must be a multiple of num_heads={self.num_heads}")
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
         return load_pretrained(self.name, self.resolve_path(device), dtype="float32", device=device)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
+from forgetbench.validation import Fraction, NonNegative, Positive, check_fields
+
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
 
@@ -102,15 +104,18 @@ class WorldSpec:
     """
 
     seed: int = 0
-    n_people: int = 100
-    n_cities: int = 16
-    qa_fraction: float = 0.65
-    statement_repeats: int = 3
-    n_routine_docs: int = 200
-    n_reading_docs: int = 300
-    n_eval: int = 200
-    n_stream_train: int = 2000
-    n_stream_eval: int = 100
+    n_people: Positive = 100
+    n_cities: Positive = 16
+    qa_fraction: Fraction = 0.65
+    statement_repeats: Positive = 3
+    n_routine_docs: NonNegative = 200
+    n_reading_docs: Positive = 300
+    n_eval: Positive = 200
+    n_stream_train: Positive = 2000
+    n_stream_eval: Positive = 100
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
