@@ -33,6 +33,7 @@ from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped  
 from forgetbench.preflight import command_line_error  # noqa: E402
 from forgetbench.resolvers import register_resolvers  # noqa: E402
 from forgetbench.results import RESULTS_FILE, RunTable  # noqa: E402
+from forgetbench.run_lock import RunInUse  # noqa: E402
 from forgetbench.runner import STATUS_FILE, run_experiment  # noqa: E402
 from forgetbench.stopping import install_stop_handlers  # noqa: E402
 
@@ -97,7 +98,7 @@ def main(cfg: DictConfig) -> None:
         from forgetbench.reporting.report import REPORT_DIR, write_report  # matplotlib, after the run
 
         report = write_report([run_dir], run_dir / REPORT_DIR)
-    except RunDirectoryTaken as err:  # not logged: the log file there belongs to the other run
+    except (RunDirectoryTaken, RunInUse) as err:  # not logged: the log file there is the other run's
         print(f"forgetbench: error: {err}", file=sys.stderr)
         sys.exit(2)
     except ForgetbenchError as err:

@@ -41,7 +41,7 @@ def command_line_error(argv: list[str]) -> str | None:
         return _unknown_option(err)
     except ConfigCompositionException as err:
         return _unknown_key(str(err), first)
-    return _results_dir_error(cfg)
+    return _paths_error(cfg)
 
 
 def _first_of_each_sweep(overrides: list[str]) -> list[str]:
@@ -89,7 +89,10 @@ def _unknown_key(message: str, overrides: list[str]) -> str:
     return f"{key} is not a config key; {where}: {', '.join(map(str, keys))}"
 
 
-def _results_dir_error(cfg: DictConfig) -> str | None:
+def _paths_error(cfg: DictConfig) -> str | None:
+    mirror = cfg.paths.hub_mirror
+    if mirror is not None and not Path(str(mirror)).expanduser().is_dir():  # else every ID would go to the Hub
+        return f"paths.hub_mirror={str(mirror)!r} is not a folder; point it at a Hub mirror or leave it null"
     results = Path(str(cfg.paths.results_dir))
     try:
         results.mkdir(parents=True, exist_ok=True)

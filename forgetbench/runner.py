@@ -33,6 +33,7 @@ from forgetbench.hashing import stable_hash
 from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
+from forgetbench.run_lock import run_lock
 from forgetbench.stopping import raise_if_stopped
 from forgetbench.training import build_optimizer, train_on_task
 from forgetbench.validation import InvalidValue, check_value
@@ -257,17 +258,19 @@ def run_experiment(cfg: DictConfig, run_dir: Path, on_accept: Callable[[], None]
 
     Args:
         on_accept: called once ``run_dir`` is known to be this config's (new, or a run of the
-            same config to resume) and before anything is built: the entry point records the
-            config there. A directory holding another config's run is refused before it.
+            same config to resume), locked for this process (see ``forgetbench.run_lock``), and
+            before anything is built: the entry point records the config there. A directory
+            holding another config's run, or in use by another process, is refused before it.
     """
     recipe = Recipe(cfg, run_dir)
-    if recipe.finished:
-        log.info(f"{run_dir} is already finished; nothing to do")
-        if not cfg.keep_checkpoint:  # a kill between marking the run finished and removing it
-            remove_checkpoint(run_dir)
-        recipe.log_summary()
-        return
-    if on_accept:
-        on_accept()
-    recipe.setup()
-    recipe.run()
+    with run_lock(run_dir):  # a second process on this directory stops here, having written nothing
+        if recipe.finished:
+            log.info(f"{run_dir} is already finished; nothing to do")
+            if not cfg.keep_checkpoint:  # a kill between marking the run finished and removing it
+                remove_checkpoint(run_dir)
+            recipe.log_summary()
+            return
+        if on_accept:
+            on_accept()
+        recipe.setup()
+        recipe.run()

@@ -48,6 +48,7 @@ def test_eval_task_lm_eval_does_not_know(tmp_path, cache_dir) -> None:
         ("", "is empty"),
         ('{"prompt": "a", "response": \n', "is not valid JSON lines"),
         ('{"question": "a b"}\n', "lacks columns ['prompt', 'response']"),
+        ('{"prompt": "a", "response": "b"}\n' * 5 + '{"prompt": "c"}\n', "row 6 has no 'response' (missing or null)"),
     ],
 )
 def test_bad_stream_task_file(tmp_path, cache_dir, content: str, message: str) -> None:

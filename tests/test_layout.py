@@ -3,7 +3,7 @@
 Layers, lowest first; a module imports only from its own layer or below, and the graph has no cycle:
 
 - foundation: errors, hashing, jsonl, hub_mirror, optim, hardware (device, CPU threads), stopping (signals),
-  resolvers (OmegaConf), validation (config fields)
+  resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory)
 - data: the results table, model loading, checkpoints, streams (data only), the tiny world's generators
 - engines: the training loop, evaluation (the one door to lm-eval), metrics
 - plug-ins: methods, the tiny world's model and suite factories, the memory tracer
@@ -21,7 +21,18 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "forgetbench"
 
 LAYERS = [
-    ["errors", "hashing", "jsonl", "hub_mirror", "optim", "hardware", "stopping", "resolvers", "validation"],
+    [
+        "errors",
+        "hashing",
+        "jsonl",
+        "hub_mirror",
+        "optim",
+        "hardware",
+        "stopping",
+        "resolvers",
+        "validation",
+        "run_lock",
+    ],
     ["results", "models", "checkpoint", "streams", "tiny.world", "tiny.stream_tasks", "tiny.tokenizer", "tiny.files"],
     ["training", "evaluation", "metrics"],
     ["methods", "tiny.model", "tiny.suite", "memory"],

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pandas as pd
 import pytest
 
 from forgetbench.reporting.cli import main as report_main
-from tests.conftest import SMALL, run_cli
+from forgetbench.results import read_results
+from tests.conftest import SMALL, run_cli, start_cli
 
 RUN = ("results", "tiny_world", "tiny_decoder-full-seed0")
 KEEP = [*SMALL, "keep_checkpoint=true"]  # unhashed: the checkpoint stays for the damage below
@@ -21,8 +23,6 @@ def _files(folder) -> dict[str, bytes]:
 
 
 def _table(run_dir) -> pd.DataFrame:
-    from forgetbench.results import read_results
-
     rows = read_results(run_dir)
     return rows.drop(columns=["wall_time"]).sort_values(["step", "eval_task", "metric"]).reset_index(drop=True)
 
@@ -116,3 +116,21 @@ def test_a_damaged_items_file_is_named_and_removing_it_leaves_its_step_out(copy,
     assert f"{items} is unreadable" in line and "remove it" in line
     items.unlink()
     assert report_main([str(run_dir)]) == 0
+
+
+def test_a_second_process_on_a_running_run_is_refused(tmp_path, cache_dir) -> None:
+    """One run directory, one writer: the second process names the first and writes nothing."""
+    longer = [*SMALL, "train.steps=40"]
+    run_dir = tmp_path.joinpath(*RUN)
+    first = start_cli(longer, tmp_path, cache_dir)
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None and not (run_dir / "status.json").exists():
+        time.sleep(0.05)
+    assert first.poll() is None, "the first run ended before the second could start"
+    second = run_cli(longer, tmp_path, cache_dir)
+    line = _error_line(second)
+    assert f"{run_dir} is in use by host" in line and f"pid {first.pid}" in line
+    assert first.wait(timeout=600) == 0
+    rows = read_results(run_dir)
+    assert len(rows) == len(rows.drop_duplicates(["step", "eval_task", "metric"])) == 24
+    assert "in use" not in (run_dir / "__main__.log").read_text()  # the refused process wrote nothing there

@@ -125,10 +125,11 @@ def _nothing_written(root) -> bool:
         (["seed=abc"], "seed='abc' is not valid"),
         (["stream.tasks=[]"], "stream.tasks=[] leaves no task to train on"),
         (["paths.results_dir=/dev/null/results"], "paths.results_dir='/dev/null/results' cannot be created"),
+        (["paths.hub_mirror=/no/such/mirror"], "paths.hub_mirror='/no/such/mirror' is not a folder"),
         (["train.nope=1"], "train.nope is not a config key; 'train' has: _target_, autocast, batch_size"),
         (["-m", "model=tiny_decoder,tiny_nope"], "model=tiny_nope is not an option of the config group 'model'"),
     ],
-    ids=["range", "type", "empty-stream", "unwritable-results", "unknown-key", "unknown-option"],
+    ids=["range", "type", "empty-stream", "unwritable-results", "missing-mirror", "unknown-key", "unknown-option"],
 )
 def test_the_cli_stops_bad_input_in_one_line_writing_nothing(overrides, message, tmp_path, cache_dir) -> None:
     done = run_cli([*SMALL, *overrides], tmp_path, cache_dir)
