@@ -63,3 +63,22 @@ def test_materialize_is_cached_and_complete(tmp_path) -> None:
     ]
     assert all(first.stream_file(t, s).stat().st_size > 0 for t in STREAM_TASKS for s in ("train", "test"))
     assert not list(tmp_path.glob("worlds/.tmp-*"))
+
+
+def test_the_default_base_model_is_shipped_under_its_cache_key(tmp_path) -> None:
+    """The default experiment starts from the shipped pretrained copy (same weights on every machine);
+    after a change to the default world, shape or pretraining, rerun experiments/ship_tiny_base.py."""
+    from hydra.utils import instantiate
+
+    from forgetbench.tiny.model import SHIPPED_DIR
+    from tests.conftest import compose
+
+    model = instantiate(compose([f"paths.cache_dir={tmp_path}"]).model, _convert_="all")
+    shipped = SHIPPED_DIR / f"{model.name}-{model.cache_key()}"
+    assert (shipped / "model.safetensors").is_file() and (shipped / "tokenizer.json").is_file(), (
+        f"{shipped.name} is not shipped: run python experiments/ship_tiny_base.py"
+    )
+    assert model.resolve_path() == str(tmp_path / "models" / shipped.name)  # copied, not pretrained
+    assert (tmp_path / "models" / shipped.name / "model.safetensors").read_bytes() == (
+        shipped / "model.safetensors"
+    ).read_bytes()
