@@ -2,9 +2,9 @@
 
 Errors a user can fix print as one line and exit with status 2; a run that
 failed before writing any result leaves no run directory behind, and a rerun
-refused because its directory holds another config's run touches nothing there. SIGTERM and
-Ctrl-C (SIGINT) stop a run with one line saying what is kept and how to resume,
-and exit 143 and 130 (128 + the signal), as shells report a signal's end.
+refused because its directory holds another config's run touches nothing there.
+SIGTERM, Ctrl-C (SIGINT) and SIGUSR1 stop a run with one line saying what is kept and how
+to resume, and exit 143, 130 and 138 (128 + the signal), as shells report a signal's end.
 """
 
 from __future__ import annotations

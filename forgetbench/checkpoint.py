@@ -1,7 +1,9 @@
 """The run checkpoint: everything needed to continue after the last completed step.
 
 Kept in ``<run_dir>/checkpoint`` (only the latest, by default): the weights
-(safetensors), the optimizer, the method's state and every RNG state. It is
+(safetensors), the optimizer, the method's state and every RNG state; a mid-task
+checkpoint (on a stop signal, or every ``train.checkpoint_every_minutes``) also
+keeps the progress inside the task (optimizer steps done, schedule, optimizer). It is
 written to a fresh folder and swapped in, so a crash leaves the previous
 checkpoint whole. The LR schedule restarts with every task, so there is no
 scheduler state to keep between steps.
@@ -34,6 +36,7 @@ class Checkpoint:
     step: int  # last completed step: 0 = the step-0 evaluation
     optimizer: dict | None
     method: dict[str, Any]
+    task: dict | None = None  # a mid-task checkpoint: the progress inside step + 1 (training.TaskProgress)
 
 
 def rng_state() -> dict[str, Any]:
@@ -51,7 +54,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer, method_state: dict) -> None:
+def save_checkpoint(
+    run_dir: Path, step: int, model: torch.nn.Module, optimizer, method_state: dict, task: dict | None = None
+) -> None:
+    """Keep everything needed to continue after step ``step`` (or, with ``task``, inside step + 1)."""
     final = run_dir / CHECKPOINT_DIR
     tmp, old = run_dir / f".{CHECKPOINT_DIR}.tmp", run_dir / f".{CHECKPOINT_DIR}.old"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -61,6 +67,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer,
         "step": step,
         "optimizer": optimizer.state_dict() if optimizer else None,
         "method": method_state,
+        "task": task,
         "rng": rng_state(),
     }
     torch.save(state, tmp / "state.pt")
@@ -83,7 +90,7 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module) -> Checkpoint | None:
         state = torch.load(folder / "state.pt", weights_only=False)
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         set_rng_state(state["rng"])
-        return Checkpoint(state["step"], state["optimizer"], state["method"])
+        return Checkpoint(state["step"], state["optimizer"], state["method"], state.get("task"))
     except CHECKPOINT_ERRORS as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ForgetbenchError(

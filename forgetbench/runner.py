@@ -10,12 +10,14 @@ plotting library.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -34,8 +36,8 @@ from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
-from forgetbench.stopping import raise_if_stopped
-from forgetbench.training import build_optimizer, train_on_task
+from forgetbench.stopping import raise_if_stopped, stop_requested
+from forgetbench.training import TaskProgress, build_optimizer, train_on_task
 from forgetbench.validation import InvalidValue, check_value
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ def config_hash(cfg: DictConfig) -> str:
     values interpolated from ``paths`` (cache dirs, the Hub mirror) do not change it."""
     masked = OmegaConf.to_container(cfg, resolve=False)
     masked["paths"] = {key: f"<paths.{key}>" for key in cfg.paths}
+    masked["train"].pop("checkpoint_every_minutes", None)  # when to checkpoint changes no result
     resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)
     return stable_hash({k: v for k, v in resolved.items() if k not in UNHASHED_KEYS})
 
@@ -96,6 +99,7 @@ class Recipe:
         self.train_config = build(self.cfg.train, "train")
         self.suite = build(self.cfg.eval, "eval")
         self.bridge = LmEvalBridge(self.suite, self.stream)
+        self.bridge.check_data()
         self.loaded = build(self.cfg.model, "model").load(resolve_device(self.cfg.device))
         self.loaded.model = self.method.prepare_model(self.loaded.model, [t.name for t in self.stream])
         self.facts = RunFacts(
@@ -110,6 +114,7 @@ class Recipe:
         )
         set_seed(self.cfg.seed)  # after loading: pretraining a cached base model must not shift the RNG
         self.optimizer = None
+        self.task_progress: TaskProgress | None = None
         self.done = self._resume()
 
     def _check_status(self) -> None:
@@ -153,6 +158,9 @@ class Recipe:
                 self.optimizer = build_optimizer(self.loaded.model, self.train_config)
                 self.optimizer.load_state_dict(checkpoint.optimizer)
             log.info(f"resuming {self.run_dir.name} after step {done}/{len(self.stream)}")
+        if checkpoint is not None and checkpoint.task is not None:
+            self.task_progress = TaskProgress(**checkpoint.task)
+            log.info(f"step {done + 1}/{len(self.stream)} continues at optimizer step {self.task_progress.step}")
         return done
 
     # ---- the loop ----
@@ -161,6 +169,7 @@ class Recipe:
         n = len(self.stream)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_status(finished=False)
+        self._last_checkpoint = time.monotonic()
         if self.done < 0:
             self._record(0, "", time.perf_counter())
         for step, task in enumerate(self.stream, start=1):
@@ -188,6 +197,8 @@ class Recipe:
                 optimizer=self.optimizer,
                 label=f"step {step}/{n} {task.name}",
                 extra_loss=self.method.extra_loss,
+                resume=self.task_progress if step == self.done + 1 else None,
+                after_step=functools.partial(self._mid_task_checkpoint, step),
             )
             self.method.after_task(ctx)
             self._record(step, task.name, start)
@@ -196,6 +207,18 @@ class Recipe:
         if not self.cfg.keep_checkpoint:
             remove_checkpoint(self.run_dir)
         self.log_summary()
+
+    def _mid_task_checkpoint(self, step: int, progress: Callable[[], TaskProgress]) -> None:
+        """After each optimizer step of ``step``: a checkpoint inside the task when a stop signal
+        arrived (the loop then stops) or ``train.checkpoint_every_minutes`` have passed."""
+        every = self.train_config.checkpoint_every_minutes
+        due = every is not None and time.monotonic() - self._last_checkpoint >= 60 * every
+        if not (stop_requested() or due):
+            return
+        snapshot = progress()
+        save_checkpoint(self.run_dir, step - 1, self.loaded.model, None, self.method.state_dict(), asdict(snapshot))
+        self._last_checkpoint = time.monotonic()
+        log.info(f"mid-task checkpoint: step {step}/{len(self.stream)} at optimizer step {snapshot.step}")
 
     def _record(self, step: int, trained_task: str, start: float) -> None:
         """Evaluate, append the step's rows, then checkpoint (in that order: see _resume)."""

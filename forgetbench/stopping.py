@@ -1,34 +1,56 @@
-"""Stopping a run on a signal: SIGTERM (a scheduler, ``kill``) and SIGINT (Ctrl-C).
+"""Stopping a run on a signal: SIGTERM (a scheduler, ``kill``), SIGINT (Ctrl-C) and SIGUSR1
+(what Slurm sends ahead of a time limit when asked to with ``--signal=USR1@SECONDS``).
 
-The handler raises :class:`RunStopped` in the main thread at once, as Ctrl-C raises
-KeyboardInterrupt. An exception raised from a signal handler can still be lost:
-when the signal lands while Python runs a finalizer (``__del__``, a weakref
-callback of pyarrow, datasets or torch), the exception is printed as "Exception
-ignored" and the run goes on. So the handler also records the request, and the
-loops call :func:`raise_if_stopped` at their safe points (each optimizer step,
-before a step's rows are written): a stop is never lost, only delayed to the next one.
+Outside training, the handler raises :class:`RunStopped` in the main thread at once, as Ctrl-C
+raises KeyboardInterrupt. Inside training (:func:`stops_deferred`), it only records the request:
+the loop finishes the optimizer step in progress, writes a mid-task checkpoint and then stops, so
+a rerun continues inside the task instead of repeating it (a second signal stops it at once).
+
+An exception raised from a signal handler can also be lost: when the signal lands while Python
+runs a finalizer (``__del__``, a weakref callback of pyarrow, datasets or torch), it is printed as
+"Exception ignored" and the run goes on. So the request is always recorded, and the loops call
+:func:`raise_if_stopped` at their safe points: a stop is never lost, only delayed to the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 
 from forgetbench.errors import RunStopped
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 _requested: int | None = None
+_deferred = False
 
 
 def install_stop_handlers() -> None:
-    """Make SIGTERM and SIGINT stop the run with :class:`RunStopped` (main thread only)."""
+    """Make SIGTERM, SIGINT and SIGUSR1 stop the run with :class:`RunStopped` (main thread only)."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _request_stop)
 
 
 def _request_stop(signum: int, frame) -> None:
     global _requested
-    _requested = signum
-    raise RunStopped(signum)
+    repeated, _requested = _requested is not None, signum
+    if repeated or not _deferred:  # a second Ctrl-C does not wait for the step in progress
+        raise RunStopped(signum)
+
+
+@contextlib.contextmanager
+def stops_deferred() -> Iterator[None]:
+    """Within this block a stop signal is only recorded; the code inside calls :func:`raise_if_stopped`."""
+    global _deferred
+    previous, _deferred = _deferred, True
+    try:
+        yield
+    finally:
+        _deferred = previous
+
+
+def stop_requested() -> bool:
+    return _requested is not None
 
 
 def raise_if_stopped() -> None:

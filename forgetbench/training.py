@@ -11,6 +11,7 @@ labels (with -100) for decoder-only and encoder-decoder models alike.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -24,7 +25,7 @@ from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedToke
 
 from forgetbench.errors import ForgetbenchError, TrainingDiverged
 from forgetbench.optim import StochasticRoundingAdamW
-from forgetbench.stopping import raise_if_stopped
+from forgetbench.stopping import raise_if_stopped, stops_deferred
 from forgetbench.validation import InvalidValue, NonNegative, NonNegativeFloat, Positive, PositiveFloat, check_fields
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class TrainConfig:
             weights and optimizer states in the model's own dtype (null: no autocast). Weights
             in bf16 train with :class:`~forgetbench.optim.StochasticRoundingAdamW`.
         log_every: steps between progress lines.
+        checkpoint_every_minutes: write a mid-task checkpoint this often (null: only on a stop
+            signal); not part of the config hash.
     """
 
     steps: Positive | None = 300
@@ -70,6 +73,7 @@ class TrainConfig:
     reset_optimizer: bool = True
     autocast: Literal["bfloat16", "float16"] | None = None
     log_every: Positive = 50
+    checkpoint_every_minutes: PositiveFloat | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -150,6 +154,17 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
 
 
 @dataclass
+class TaskProgress:
+    """Where training stands inside one task: what a mid-task checkpoint keeps to continue it exactly
+    (the weights, the method's state and the RNG states are the checkpoint's own)."""
+
+    step: int  # optimizer steps done in this task
+    tokens: int
+    scheduler: dict
+    optimizer: dict
+
+
+@dataclass
 class TaskResult:
     steps: int
     final_loss: float
@@ -169,6 +184,8 @@ def train_on_task(
     optimizer: torch.optim.Optimizer | None = None,
     label: str = "",
     extra_loss: ExtraLoss | None = None,
+    resume: TaskProgress | None = None,
+    after_step: Callable[[Callable[[], TaskProgress]], None] | None = None,
 ) -> tuple[TaskResult, torch.optim.Optimizer]:
     """Train ``model`` in place on ``examples`` for one task.
 
@@ -179,41 +196,64 @@ def train_on_task(
     Args:
         extra_loss: ``extra_loss(model)`` is added to the task loss at every forward pass
             (a method's penalty); None, or a call returning None, adds nothing.
+        resume: continue the task from a mid-task checkpoint: its batches are skipped (the order
+            depends on ``seed`` alone), the optimizer and schedule take their saved states.
+        after_step: called after every optimizer step with a function that snapshots the
+            progress (the runner writes mid-task checkpoints from it). A stop signal during the
+            task waits for the step in progress and this call, then raises RunStopped.
     """
     device = next(model.parameters()).device
     loader = make_loader(examples, tokenizer, model, config, config.batch_size, seed)
     total = config.total_steps(len(examples))
-    if optimizer is None or config.reset_optimizer:
+    if optimizer is None or config.reset_optimizer or resume is not None:
         optimizer = build_optimizer(model, config)
     scheduler = _scheduler(optimizer, config, total)
     model.train()
     batches = _endless(loader)
-    step, tokens, start, loss_value = 0, 0, time.perf_counter(), float("nan")
-    while step < total:
-        # 1) accumulate gradients over grad_accum forward passes
-        for _ in range(config.grad_accum):
-            batch = {k: v.to(device) for k, v in next(batches).items()}
-            with autocast(device, config.autocast):
-                loss = model(**batch).loss
-            extra = extra_loss(model) if extra_loss else None
-            if extra is not None:
-                loss = loss + extra
-            (loss / config.grad_accum).backward()
-            tokens += int(batch["attention_mask"].sum())
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise TrainingDiverged(f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}")
-        # 2) clip, step, schedule
-        if config.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        raise_if_stopped()
-        if step % config.log_every == 0 or step == total:
-            _log_progress(label, step, total, loss_value, tokens, time.perf_counter() - start)
-    return TaskResult(step, loss_value, tokens, time.perf_counter() - start), optimizer
+    step, tokens = _restore(resume, optimizer, scheduler, batches, config.grad_accum)
+    first, counted, start, loss_value = step, 0, time.perf_counter(), float("nan")
+    with stops_deferred():  # a stop signal ends the run after the step in progress (and its checkpoint)
+        while step < total:
+            # 1) accumulate gradients over grad_accum forward passes
+            for _ in range(config.grad_accum):
+                batch = {k: v.to(device) for k, v in next(batches).items()}
+                with autocast(device, config.autocast):
+                    loss = model(**batch).loss
+                extra = extra_loss(model) if extra_loss else None
+                if extra is not None:
+                    loss = loss + extra
+                (loss / config.grad_accum).backward()
+                counted += int(batch["attention_mask"].sum())
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}")
+            # 2) clip, step, schedule
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            # 3) a mid-task checkpoint when the runner wants one (a stop signal, its period), then stop if asked
+            if after_step:
+                snapshot = functools.partial(TaskProgress, step, tokens + counted)
+                after_step(lambda: snapshot(scheduler.state_dict(), optimizer.state_dict()))  # noqa: B023 (called at once)
+            raise_if_stopped()
+            if step % config.log_every == 0 or step == total:
+                _log_progress(label, step, total, step - first, loss_value, counted, time.perf_counter() - start)
+    return TaskResult(step, loss_value, tokens + counted, time.perf_counter() - start), optimizer
+
+
+def _restore(resume: TaskProgress | None, optimizer, scheduler, batches, grad_accum: int) -> tuple[int, int]:
+    """Continue a task from a mid-task checkpoint: the saved optimizer and schedule states, and the
+    batches already trained on skipped (their order depends on the seed alone). Returns (step, tokens)."""
+    if resume is None:
+        return 0, 0
+    optimizer.load_state_dict(resume.optimizer)
+    scheduler.load_state_dict(resume.scheduler)
+    for _ in range(resume.step * grad_accum):
+        next(batches)
+    return resume.step, resume.tokens
 
 
 def autocast(device: torch.device, dtype: str | None):
@@ -228,7 +268,8 @@ def _endless(loader):
         yield from loader
 
 
-def _log_progress(label: str, step: int, total: int, loss: float, tokens: int, seconds: float) -> None:
+def _log_progress(label: str, step: int, total: int, done: int, loss: float, tokens: int, seconds: float) -> None:
+    """One progress line; ``done`` steps and ``tokens`` are those of this process (the rate and ETA)."""
     rate = tokens / max(seconds, 1e-9)
-    eta = seconds / step * (total - step)
+    eta = seconds / max(done, 1) * (total - step)
     log.info(f"[{label}] step {step}/{total} loss {loss:.4f} {rate:,.0f} tokens/s eta {eta:.0f}s")

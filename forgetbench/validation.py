@@ -14,6 +14,7 @@ import typing
 from typing import Annotated, Any
 
 from annotated_types import Ge, Gt, Le, Lt
+from omegaconf import OmegaConf
 from pydantic import TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError
 
@@ -57,6 +58,8 @@ def check_fields(obj: Any, prefix: str = "") -> None:
     """Raise :class:`InvalidValue` for the first field of the dataclass ``obj`` its annotation rejects."""
     for name, adapter in _adapters(type(obj)).items():
         value = getattr(obj, name)
+        if OmegaConf.is_config(value):  # a ListConfig or DictConfig handed over as it is (no _convert_)
+            value = OmegaConf.to_container(value, resolve=True)
         try:
             adapter.validate_python(value, strict=True)
         except ValidationError as err:

@@ -75,7 +75,7 @@ def _table(root) -> pd.DataFrame:
 
 
 RUN = ("results", "tiny_world", "tiny_decoder-full-seed0")
-LONGER = [*SMALL, "train.steps=40"]
+LONGER = [*SMALL, "train.steps=40", "train.log_every=1"]
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +116,40 @@ def test_stopped_run_resumes_to_the_same_table(stop, uninterrupted, tmp_path, ca
     assert "resuming" in resumed.stdout + resumed.stderr
     pd.testing.assert_frame_equal(_table(root), _table(uninterrupted))
     assert len(read_items(results.parent)) == len(read_items(uninterrupted.joinpath(*RUN)))
+
+
+@pytest.mark.parametrize(
+    ("stop", "extra"),
+    [(signal.SIGUSR1, []), (signal.SIGKILL, ["train.checkpoint_every_minutes=1e-9"])],
+    ids=["SIGUSR1", "SIGKILL-after-a-periodic-checkpoint"],
+)
+def test_a_run_stopped_inside_a_task_continues_there(stop, extra, uninterrupted, tmp_path, cache_dir) -> None:
+    """SIGUSR1 (Slurm's warning before a time limit) mid-task: the step in progress ends, a mid-task
+    checkpoint is written, and the rerun continues inside the task; a periodic checkpoint does the
+    same for a kill. Either way the table equals the uninterrupted run's (checkpoint_every_minutes
+    is not hashed, so the runs are comparable)."""
+    root = tmp_path / "stopped"
+    log = root.joinpath(*RUN, "__main__.log")
+    process = start_cli([*LONGER, *extra], root, cache_dir, stderr=tmp_path / "stderr.txt")
+    inside = re.compile(r"\[step 2/3 count\] step (1\d|2\d)/40")  # well inside the second task
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if log.exists() and inside.search(log.read_text()):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(stop)
+    process.wait(timeout=120)
+    text = log.read_text()
+    saved = [int(n) for n in re.findall(r"mid-task checkpoint: step 2/3 at optimizer step (\d+)", text)]
+    assert saved and 10 <= saved[-1] < 40, text[-3000:]
+    if stop == signal.SIGUSR1:
+        assert process.returncode == 128 + stop
+        assert "stopped by SIGUSR1 during step 2/3; steps 0-1 are kept" in (tmp_path / "stderr.txt").read_text()
+
+    resumed = run_cli([*LONGER, *extra], root, cache_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    [continued] = [int(n) for n in re.findall(r"step 2/3 continues at optimizer step (\d+)", log.read_text())]
+    # a kill can land after a checkpoint is written and before its log line
+    assert continued == saved[-1] or (stop == signal.SIGKILL and continued == saved[-1] + 1)
+    pd.testing.assert_frame_equal(_table(root), _table(uninterrupted))

@@ -138,3 +138,21 @@ def test_the_cli_stops_bad_input_in_one_line_writing_nothing(overrides, message,
     [line] = [line for line in done.stderr.splitlines() if line.startswith("forgetbench: error:")]
     assert message in line
     assert _nothing_written(tmp_path) and not list(tmp_path.glob("results/*/*/"))
+
+
+def test_a_local_eval_task_row_without_a_field_is_named_at_setup(tmp_path) -> None:
+    from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
+    from forgetbench.evaluation.suite import EvalSuite
+    from forgetbench.evaluation.task_configs import local_task_config, write_task_yaml
+    from forgetbench.jsonl import write_jsonl
+
+    data = tmp_path / "mine.jsonl"
+    write_jsonl(data, [*QUESTIONS[:20], {"question": "q", "choices": ["a", "b"], "answer": None}, *QUESTIONS[20:]])
+    write_task_yaml(local_task_config("mine_mc", data, "multiple_choice"), tmp_path / "tasks")
+    suite = EvalSuite(name="mine", tasks=["mine_mc"], include_path=[str(tmp_path / "tasks")])
+    with pytest.raises(
+        ForgetbenchError, match=r"eval task 'mine_mc': row 21 of .* has no 'answer' \(missing or null\)"
+    ):
+        LmEvalBridge(suite, []).check_data()
+    write_jsonl(data, QUESTIONS)
+    LmEvalBridge(suite, []).check_data()  # complete rows pass

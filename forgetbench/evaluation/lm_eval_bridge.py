@@ -216,6 +216,15 @@ class LmEvalBridge:
             loaded.model.train()
         return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
 
+    def check_data(self) -> None:
+        """Build every task now (its data is loaded once and kept for every step) and check the rows
+        of tasks over local files: a field missing or null in some rows of a file but present in
+        others would fail in the middle of an evaluation, after the run had started writing."""
+        with datasets_from(self.suite.mirror):
+            for index, entry in enumerate(self.entries, start=1):
+                for task in _leaf_tasks(self._built_task(index, entry)):
+                    _check_local_rows(entry.name, task)
+
     def _built_task(self, index: int, entry: _Entry):
         """The task (or group) built once and reused at every step; a tag, which expands to
         several tasks, is passed by name and rebuilt each time."""
@@ -232,6 +241,31 @@ class LmEvalBridge:
             )
         self._lm.progress_bars = sys.stderr.isatty()
         return self._lm
+
+
+LOCAL_BUILDERS = ("json", "csv", "parquet", "arrow", "text")  # datasets' builders for local files
+
+
+def _leaf_tasks(built) -> list:
+    """The lm-eval Task objects in a built task or group (a tag, passed by name, has none yet)."""
+    if isinstance(built, dict):
+        return [task for child in built.values() for task in _leaf_tasks(child)]
+    return [] if isinstance(built, str) else [built]
+
+
+def _check_local_rows(name: str, task) -> None:
+    if getattr(task.config, "dataset_path", None) not in LOCAL_BUILDERS:
+        return
+    docs = task.eval_docs
+    files = (task.config.dataset_kwargs or {}).get("data_files", {})
+    for column in getattr(docs, "column_names", []):
+        values = docs[column]
+        empty = [i for i, value in enumerate(values) if value is None]
+        if empty and len(empty) < len(values):
+            raise ForgetbenchError(
+                f"eval task {name!r}: row {empty[0] + 1} of {files} has no {column!r} (missing or null), "
+                f"though other rows do ({len(empty)} of {len(values)} rows lack it)"
+            )
 
 
 def _scores(out: dict, seconds: float, stream_task: str) -> list[TaskScore]:
