@@ -149,10 +149,11 @@ def test_a_local_eval_task_row_without_a_field_is_named_at_setup(tmp_path) -> No
     data = tmp_path / "mine.jsonl"
     write_jsonl(data, [*QUESTIONS[:20], {"question": "q", "choices": ["a", "b"], "answer": None}, *QUESTIONS[20:]])
     write_task_yaml(local_task_config("mine_mc", data, "multiple_choice"), tmp_path / "tasks")
-    suite = EvalSuite(name="mine", tasks=["mine_mc"], include_path=[str(tmp_path / "tasks")])
-    with pytest.raises(
-        ForgetbenchError, match=r"eval task 'mine_mc': row 21 of .* has no 'answer' \(missing or null\)"
-    ):
-        LmEvalBridge(suite, []).check_data()
+    (tmp_path / "tasks" / "mine_group.yaml").write_text("group: mine_group\ntask: [mine_mc]\n")
+    for name in ("mine_mc", "mine_group"):  # a task, and a group holding it (as MMLU holds its subjects)
+        suite = EvalSuite(name="mine", tasks=[name], include_path=[str(tmp_path / "tasks")])
+        missing = rf"eval task '{name}': row 21 of .* has no 'answer' \(missing or null\)"
+        with pytest.raises(ForgetbenchError, match=missing):
+            LmEvalBridge(suite, []).check_data()
     write_jsonl(data, QUESTIONS)
     LmEvalBridge(suite, []).check_data()  # complete rows pass

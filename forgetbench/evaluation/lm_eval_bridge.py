@@ -248,9 +248,11 @@ LOCAL_BUILDERS = ("json", "csv", "parquet", "arrow", "text")  # datasets' builde
 
 def _leaf_tasks(built) -> list:
     """The lm-eval Task objects in a built task or group (a tag, passed by name, has none yet)."""
-    if isinstance(built, dict):
-        return [task for child in built.values() for task in _leaf_tasks(child)]
-    return [] if isinstance(built, str) else [built]
+    if isinstance(built, str):
+        return []
+    if hasattr(built, "get_all_tasks"):  # an lm_eval.api.group.Group (MMLU and its subject groups)
+        return built.get_all_tasks()
+    return [built]
 
 
 def _check_local_rows(name: str, task) -> None:
