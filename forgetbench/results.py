@@ -199,7 +199,7 @@ def read_results(*paths: str | Path) -> pd.DataFrame:
         try:
             frames.append(_read(file))
         except READ_ERRORS as err:
-            raise unreadable(file, err, "it is not a forgetbench results table, or it was damaged") from err
+            raise unreadable(file, err, "it is not a readable forgetbench results table, or it was damaged") from err
     return pd.concat(frames, ignore_index=True)
 
 
