@@ -54,23 +54,23 @@ def _adapters(cls: type) -> dict[str, TypeAdapter]:
     return adapters
 
 
-def check_fields(obj: Any, prefix: str = "") -> None:
+def check_fields(obj: Any) -> None:
     """Raise :class:`InvalidValue` for the first field of the dataclass ``obj`` its annotation rejects."""
     for name, adapter in _adapters(type(obj)).items():
         value = getattr(obj, name)
         if OmegaConf.is_config(value):  # a ListConfig or DictConfig handed over as it is (no _convert_)
             value = OmegaConf.to_container(value, resolve=True)
-        try:
-            adapter.validate_python(value, strict=True)
-        except ValidationError as err:
-            rule = err.errors()[0]["msg"]
-            raise InvalidValue(f"{prefix}{name}", value, rule[0].lower() + rule[1:]) from None
+        _check(adapter, name, value)
 
 
 def check_value(name: str, value: Any, hint: Any) -> None:
     """:func:`check_fields` for one value outside a config class (a top-level key such as ``seed``)."""
+    _check(TypeAdapter(hint), name, value)
+
+
+def _check(adapter: TypeAdapter, name: str, value: Any) -> None:
     try:
-        TypeAdapter(hint).validate_python(value, strict=True)
+        adapter.validate_python(value, strict=True)
     except ValidationError as err:
         rule = err.errors()[0]["msg"]
         raise InvalidValue(name, value, rule[0].lower() + rule[1:]) from None
