@@ -87,6 +87,39 @@ def forgetting_table(rows: pd.DataFrame, metric: str = "acc", eval_kind: str = G
     return pd.DataFrame(records).set_index("eval_task")
 
 
+def learning_table(rows: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
+    """Per stream task of one run: what fine-tuning on it gained (the other side of forgetting).
+
+    Columns:
+        start: R_0, the base model on the task's held-out rows.
+        learned: R_j, right after the step that trained on it (NaN before that step ran).
+        final: R_N, after the last step.
+        gain: R_N − R_0 (points ×100 for accuracies).
+        chance: the mean ``chance`` score where the task reports one (multiple choice whose
+            number of choices varies: 1 / choices per item), else NaN.
+    """
+    stream = rows[rows["eval_kind"] == STREAM]
+    matrix = score_matrix(stream, metric)
+    chance = stream[stream["metric"] == "chance"].groupby("eval_task")["value"].first()
+    step_of = {task: step for step, task in zip(stream["step"], stream["trained_task"]) if task}
+    records = []
+    for task in matrix.columns:
+        scores = matrix[task].dropna()
+        name = stream.loc[stream["eval_task"] == task, "stream_task"].iloc[0]
+        trained_at = step_of.get(name)
+        records.append(
+            {
+                "eval_task": task,
+                "start": scores.iloc[0],
+                "learned": scores.get(trained_at, float("nan")),
+                "final": scores.iloc[-1],
+                "gain": scores.iloc[-1] - scores.iloc[0],
+                "chance": chance.get(task, float("nan")),
+            }
+        )
+    return pd.DataFrame(records).set_index("eval_task")
+
+
 def max_drop(scores: pd.Series) -> tuple[float, int]:
     """The largest drop below the start, max_m (R_0 − R_m) over m ≥ 1, and the step m where it happened."""
     scores = scores.sort_index()

@@ -90,6 +90,28 @@ class PretrainedModel:
     def resolve_path(self) -> str:
         return local_copy(self.path, self.mirror)
 
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer alone (no weights): what streams and ``data-check`` count tokens with."""
+        return load_tokenizer(self.resolve_path())
+
+
+def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    """The tokenizer saved at ``path`` (a directory or Hub ID), or a one-line error."""
+    _check_exists(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ForgetbenchError(f"model.path={path!r} has no loadable tokenizer: {first}") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _check_exists(path: str) -> None:
+    if _looks_local(path) and not Path(path).expanduser().is_dir():
+        raise ForgetbenchError(f"model.path={path!r} does not exist (give a local model directory or a Hub ID)")
+
 
 def _looks_local(path: str) -> bool:
     return path.startswith((".", "/", "~")) or path.count("/") != 1
@@ -106,8 +128,7 @@ def load_pretrained(
     """Load tokenizer and model (causal or seq2seq, from the model's config) from ``path``."""
     if dtype not in DTYPES:
         raise ForgetbenchError(f"model.dtype={dtype!r} is not valid; choose one of {sorted(DTYPES)}")
-    if _looks_local(path) and not Path(path).expanduser().is_dir():
-        raise ForgetbenchError(f"model.path={path!r} does not exist (give a local model directory or a Hub ID)")
+    _check_exists(path)
     try:
         config = AutoConfig.from_pretrained(path)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM

@@ -32,7 +32,7 @@ def command_line_error(argv: list[str]) -> str | None:
     overrides = [a for a in argv if a not in MULTIRUN_FLAGS]
     try:
         first = _first_of_each_sweep(overrides)
-        cfg = _compose(first)
+        cfg = compose_config(first)
     except _Unchecked:
         return None
     except OverrideParseException as err:
@@ -59,11 +59,12 @@ def _first_of_each_sweep(overrides: list[str]) -> list[str]:
     ]
     for key, values in sweeps:  # the sweep's other values must compose too
         for value in values[1:]:
-            _compose([*plain, f"{key}={value}"])
+            compose_config([*plain, f"{key}={value}"])
     return plain
 
 
-def _compose(overrides: list[str]) -> DictConfig:
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config a run with ``overrides`` (single values, no sweep) would get."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
 
@@ -82,7 +83,7 @@ def _unknown_key(message: str, overrides: list[str]) -> str:
         return message.splitlines()[0]
     key = found[1]
     parent = key.rpartition(".")[0]
-    cfg = _compose([o for o in overrides if not o.lstrip("+~").startswith(f"{key}=")])
+    cfg = compose_config([o for o in overrides if not o.lstrip("+~").startswith(f"{key}=")])
     node = OmegaConf.select(cfg, parent) if parent else cfg
     where = f"{parent!r} has" if parent and isinstance(node, DictConfig) else "the top level has"
     keys = sorted(node.keys()) if isinstance(node, DictConfig) else sorted(cfg.keys())

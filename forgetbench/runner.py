@@ -37,6 +37,7 @@ from forgetbench.metrics import forgetting_table
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
 from forgetbench.stopping import raise_if_stopped, stop_requested
+from forgetbench.streams.base import StreamTask
 from forgetbench.training import TaskProgress, build_optimizer, train_on_task
 from forgetbench.validation import InvalidValue, check_value
 
@@ -72,6 +73,14 @@ def build(node: DictConfig, group: str):
         raise ForgetbenchError(f"{group} config is invalid: {cause or err}".splitlines()[0]) from err
 
 
+def load_stream(cfg: DictConfig, tokenizer) -> list[StreamTask]:
+    """The stream's tasks, read and checked (``tokenizer``: the model's, for token-count filters)."""
+    stream = build(cfg.stream, "stream").load(tokenizer)
+    if not stream:
+        raise ForgetbenchError(f"stream.tasks={list(cfg.stream.tasks)} leaves no task to train on; name at least one")
+    return stream
+
+
 class Recipe:
     """One run: a model fine-tuned through a stream, evaluated before and after every step."""
 
@@ -90,17 +99,15 @@ class Recipe:
         threads = cpu_threads(self.cfg.threads)
         torch.set_num_threads(threads)
         log.info(f"torch uses {threads} CPU threads ({available_cores()} cores available to this process)")
-        self.stream = build(self.cfg.stream, "stream").load()
-        if not self.stream:
-            raise ForgetbenchError(
-                f"stream.tasks={list(self.cfg.stream.tasks)} leaves no task to train on; name at least one"
-            )
+        model_source = build(self.cfg.model, "model")
+        tokenizer = model_source.load_tokenizer()  # data is read and checked before any weight is loaded
+        self.stream = load_stream(self.cfg, tokenizer)
         self.method = build(self.cfg.method, "method")
         self.train_config = build(self.cfg.train, "train")
         self.suite = build(self.cfg.eval, "eval")
-        self.bridge = LmEvalBridge(self.suite, self.stream)
+        self.bridge = LmEvalBridge(self.suite, self.stream, tokenizer)
         self.bridge.check_data()
-        self.loaded = build(self.cfg.model, "model").load(resolve_device(self.cfg.device))
+        self.loaded = model_source.load(resolve_device(self.cfg.device))
         self.loaded.model = self.method.prepare_model(self.loaded.model, [t.name for t in self.stream])
         self.facts = RunFacts(
             run_id=self.run_dir.name,

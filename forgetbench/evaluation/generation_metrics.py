@@ -2,12 +2,16 @@
 
 Plugged into lm-eval as a task's ``process_results``: ROUGE-L F1 (via the
 ``rouge_score`` package that lm-eval itself depends on), exact match, and for
-the constrained-headline task whether the generated headline meets its constraint.
+the constrained-headline task whether the generated headline meets its constraint, and any
+function a user's file task names (``module:function``, listed in each row's ``metric_functions``
+because lm-eval hands ``process_results`` only the row and the generation).
 """
 
 from __future__ import annotations
 
 from rouge_score import rouge_scorer
+
+from forgetbench.data.file_task import metric_function
 
 _ROUGE = rouge_scorer.RougeScorer(["rougeL"])
 
@@ -23,7 +27,8 @@ def constraint_met(text: str, kind: str, word: str) -> bool:
 
 def score_generation(doc: dict, results: list[str]) -> dict[str, float]:
     """rouge_l and exact_match of the generation against ``doc["response"]``; constraint_met when
-    the doc carries ``constraint_kind`` and ``constraint_word``."""
+    the doc carries ``constraint_kind`` and ``constraint_word``; each of ``doc["metric_functions"]``
+    (``module:function``, called as ``function(prediction, reference)``) under its function's name."""
     prediction = results[0].strip()
     reference = doc["response"].strip()
     scores = {
@@ -32,4 +37,6 @@ def score_generation(doc: dict, results: list[str]) -> dict[str, float]:
     }
     if doc.get("constraint_kind"):
         scores["constraint_met"] = float(constraint_met(prediction, doc["constraint_kind"], doc["constraint_word"]))
+    for path in doc.get("metric_functions") or []:
+        scores[path.rpartition(":")[2]] = float(metric_function(path)(prediction, reference))
     return scores

@@ -32,10 +32,11 @@ from pathlib import Path
 
 import pandas as pd
 from packaging.version import Version
+from transformers import PreTrainedTokenizerBase
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.suite import EvalSuite
-from forgetbench.evaluation.task_configs import stream_task_config, write_task_yaml
+from forgetbench.evaluation.task_configs import local_task_config, stream_task_config, write_rows, write_task_yaml
 from forgetbench.hub_mirror import datasets_from
 from forgetbench.models import LoadedModel
 from forgetbench.stopping import raise_if_stopped
@@ -141,16 +142,25 @@ class LmEvalBridge:
         stream_tasks: the stream's tasks, whose held-out rows are scored too.
     """
 
-    def __init__(self, suite: EvalSuite, stream_tasks: list[StreamTask]) -> None:
+    def __init__(
+        self, suite: EvalSuite, stream_tasks: list[StreamTask], tokenizer: PreTrainedTokenizerBase | None = None
+    ) -> None:
         _check_lm_eval_version()
         self.suite = suite
         self.task_manager = _task_manager(tuple(str(p) for p in suite.task_folders()))
         self._check_known([name for name, _ in suite.task_shots()])
         self._stream_dir = tempfile.TemporaryDirectory(prefix="forgetbench-stream-tasks-")
-        # registered tasks go by name; stream tasks by the path of the YAML written for them
+        folder = Path(self._stream_dir.name)
+        # registered tasks go by name; file and stream tasks by the path of the YAML written for them
         self.entries = [_Entry(name, name, shots) for name, shots in suite.task_shots()]
+        for file_task in suite.file_tasks:  # tokenizer: for a task's max_tokens filter
+            rows = file_task.prepare(tokenizer, split=False).held_out.to_list()
+            data_file = write_rows(rows, folder, file_task.name)
+            config = local_task_config(file_task.name, data_file, file_task.held_out_scoring())
+            path = write_task_yaml(config, folder)
+            self.entries.append(_Entry(path.stem, str(path), None))
         for task in stream_tasks:
-            path = write_task_yaml(stream_task_config(task), Path(self._stream_dir.name))
+            path = write_task_yaml(stream_task_config(task, folder), folder)
             self.entries.append(_Entry(path.stem, str(path), None, task.name))
         self._lm = None  # one HFLM per model object: it holds a reference, training updates it in place
         self._built: dict[int, object] = {}  # built lm-eval Task/Group per entry: data loaded once per run

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forgetbench.data.file_task import FileTask, file_tasks
 from forgetbench.evaluation.task_configs import TASKS_DIR
 from forgetbench.validation import NonNegative, Positive, check_fields
 
@@ -27,6 +28,9 @@ class EvalSuite:
             reported as a change in bias, never as forgetting.
         mirror: a folder of local Hub copies (see :mod:`forgetbench.hub_mirror`): the tasks'
             data sets are read from it when it holds them.
+        files: tasks from a user's own table files, scored beside ``tasks``: one mapping per task
+            with :class:`~forgetbench.data.file_task.FileTask`'s fields (every row is scored; nothing
+            is held out for training). A domain's own benchmark sits beside MMLU this way.
     """
 
     name: str
@@ -37,9 +41,11 @@ class EvalSuite:
     include_path: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)
     mirror: str | None = None
+    files: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        self.file_tasks: list[FileTask] = file_tasks(self.files, "eval.files")
 
     def category_of(self, task: str) -> str:
         """The category listing ``task`` (or a task it is a subtask of), else "other"."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from forgetbench.jsonl import write_jsonl
 from forgetbench.streams.base import Scoring, StreamTask
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -37,9 +38,10 @@ def local_task_config(name: str, data_file: Path, scoring: Scoring | str) -> dic
         scoring: how the rows are scored (a bare kind for the defaults).
     """
     scoring = Scoring(scoring) if isinstance(scoring, str) else scoring
+    template = "_multiple_choice_chance.yaml" if scoring.report_chance else TEMPLATES[scoring.kind]
     config = {
         "task": name,
-        "include": str(TASKS_DIR / TEMPLATES[scoring.kind]),
+        "include": str(TASKS_DIR / template),
         "dataset_kwargs": {"data_files": {"test": str(Path(data_file).resolve())}},
     }
     if scoring.kind == "generation":
@@ -51,9 +53,22 @@ def local_task_config(name: str, data_file: Path, scoring: Scoring | str) -> dic
     return config
 
 
-def stream_task_config(task: StreamTask) -> dict:
-    """The task scoring ``task``'s held-out rows, named :func:`stream_eval_name`."""
-    return local_task_config(stream_eval_name(task.name), task.test_file, task.scoring)
+def stream_task_config(task: StreamTask, folder: Path) -> dict:
+    """The task scoring ``task``'s held-out rows, named :func:`stream_eval_name`; rows handed over in
+    memory (``test_rows``) are written to ``folder`` first."""
+    name = stream_eval_name(task.name)
+    data_file = task.test_file if task.test_rows is None else write_rows(task.test_rows.to_list(), folder, name)
+    return local_task_config(name, data_file, task.scoring)
+
+
+def write_rows(rows: list[dict], folder: Path, name: str) -> Path:
+    """``rows`` as ``<folder>/<name>.jsonl`` (atomically), for a task config to name as its data file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.jsonl"
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    write_jsonl(tmp, rows)
+    os.replace(tmp, path)
+    return path
 
 
 def write_task_yaml(config: dict, folder: Path) -> Path:

@@ -18,7 +18,14 @@ from forgetbench.reporting.bootstrap import bootstrap_intervals
 from forgetbench.reporting.figures import fg_by_size, forgetting_curves, method_comparison, stream_heatmaps
 from forgetbench.reporting.load import load_runs
 from forgetbench.reporting.render import Report, Section, mark_best, to_html, to_markdown
-from forgetbench.reporting.summary import common_general_tasks, run_facts, run_summary, seed_summary, task_table
+from forgetbench.reporting.summary import (
+    common_general_tasks,
+    learning_view,
+    run_facts,
+    run_summary,
+    seed_summary,
+    task_table,
+)
 from forgetbench.results import STREAM
 
 REPORT_DIR = "report"
@@ -62,13 +69,13 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str = "ac
     runs.rows.to_parquet(out / "merged_results.parquet", index=False)  # not results.parquet: readers glob that
     runs.items.to_parquet(out / "merged_items.parquet", index=False)
     summary.to_csv(out / "summary.csv")
-    report = _assemble(summary, tasks, facts, left_out, figures)
+    report = _assemble(summary, tasks, learning_view(rows, metric), facts, left_out, figures)
     (out / "report.md").write_text(to_markdown(report))
     (out / "report.html").write_text(to_html(report, out))
     return out / "report.md"
 
 
-def _assemble(summary, tasks, facts, left_out, figures) -> Report:
+def _assemble(summary, tasks, learning, facts, left_out, figures) -> Report:
     notes = []
     incomplete = facts.index[~facts["complete"]].tolist()
     if incomplete:
@@ -82,6 +89,8 @@ def _assemble(summary, tasks, facts, left_out, figures) -> Report:
     if summary.groupby(["model", "method"]).size().max() > 1:
         report.sections.append(Section("Across seeds (mean ± std)", table=seed_summary(summary)))
     report.sections.append(Section("Forgetting per eval task", table=_task_view(tasks)))
+    if not learning.empty:  # the gain beside the forgetting it cost
+        report.sections.append(Section("Learning per stream task", table=learning))
     titles = {
         "forgetting_curves": "Forgetting curves",
         "fg_by_size": "Forgetting against model size",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forgetbench.metrics import forgetting_table, score_matrix, stream_metrics, stream_order
+from forgetbench.metrics import forgetting_table, learning_table, score_matrix, stream_metrics, stream_order
 from forgetbench.results import GENERAL, STREAM
 
 BIAS = "bias"  # a category whose change is a change in bias, never forgetting
@@ -50,6 +50,20 @@ def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str = "acc")
     table = _with_final_intervals(table, intervals)
     table["reading"] = [_bias_label(d) if c == BIAS else "forgetting" for d, c in zip(table["drop"], table["category"])]
     return table
+
+
+def learning_view(rows: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
+    """Per run and stream task: :func:`~forgetbench.metrics.learning_table`, gain in points."""
+    stream = rows[rows["eval_kind"] == STREAM]
+    if stream.empty:
+        return pd.DataFrame()
+    table = pd.concat(
+        [learning_table(run_rows, metric).reset_index().assign(run=run) for run, run_rows in stream.groupby("run")],
+        ignore_index=True,
+    )
+    table["gain (points)"] = table.pop("gain") * 100
+    columns = ["run", "eval_task", "start", "learned", "final", "gain (points)", "chance"]
+    return table[columns] if table["chance"].notna().any() else table[columns[:-1]]
 
 
 def _with_final_intervals(table: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -33,11 +33,14 @@ class Scoring:
         metrics: generation only: which scores of
             :func:`forgetbench.evaluation.generation_metrics.score_generation` are reported.
         max_new_tokens: generation only: the budget per item.
+        report_chance: multiple choice only: also report ``chance`` (1 / the item's number of
+            choices, averaged), for rows whose number of choices varies.
     """
 
     kind: str
     metrics: tuple[str, ...] = ()
     max_new_tokens: int = 64
+    report_chance: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SCORING_KINDS:
@@ -53,12 +56,17 @@ class StreamTask:
         train: training rows with ``prompt`` and ``response`` columns.
         test_file: a JSON/JSONL file of held-out rows, in the layout ``scoring.kind`` reads.
         scoring: how the held-out rows are scored.
+        test_rows: the held-out rows themselves, instead of ``test_file`` (rendered from a user's
+            files; the evaluation writes them where lm-eval reads them).
+        dropped: rows each of the task's filters removed (for ``forgetbench data-check``).
     """
 
     name: str
     train: Dataset
-    test_file: Path
+    test_file: Path | None
     scoring: Scoring
+    test_rows: Dataset | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 def read_rows(path: str | Path, task: str, split: str) -> Dataset:

@@ -103,7 +103,7 @@ class HubStream:
     def __post_init__(self) -> None:
         check_fields(self)
 
-    def load(self) -> list[StreamTask]:
+    def load(self, tokenizer=None) -> list[StreamTask]:  # no token filter: the tokenizer goes unused
         # order first: a task left out is never downloaded
         specs = apply_order([HubTaskSpec(**spec) for spec in self.tasks], self.order)
         return [self._load_task(spec) for spec in specs]

@@ -27,6 +27,6 @@ class LocalStream:
     def __post_init__(self) -> None:
         check_fields(self)
 
-    def load(self) -> list[StreamTask]:
+    def load(self, tokenizer=None) -> list[StreamTask]:  # no token filter: the tokenizer goes unused
         loaded = [local_stream_task(t["name"], t["train"], t["test"], self.max_train_examples) for t in self.tasks]
         return apply_order(loaded, self.order)

@@ -33,7 +33,7 @@ class TinyWorldStream:
     def __post_init__(self) -> None:
         check_fields(self)
 
-    def load(self) -> list[StreamTask]:
+    def load(self, tokenizer=None) -> list[StreamTask]:  # no token filter: the tokenizer goes unused
         unknown = [t for t in self.tasks if t not in STREAM_TASKS]
         if unknown:
             raise ForgetbenchError(

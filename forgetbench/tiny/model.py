@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from datasets import Dataset
 from filelock import FileLock
-from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 
 from forgetbench.hardware import default_device
 from forgetbench.hashing import stable_hash
@@ -74,6 +74,10 @@ class TinyWorldModel:
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
         return load_pretrained(self.name, self.resolve_path(device), dtype="float32", device=device)
+
+    def load_tokenizer(self) -> PreTrainedTokenizerFast:
+        """The base model's tokenizer without its weights (built from the world's texts, as pretraining does)."""
+        return build_word_tokenizer(materialize_world(self.world, self.cache_dir).all_texts())
 
     def cache_key(self) -> str:
         shape = {k: v for k, v in asdict(self).items() if k not in ("name", "cache_dir", "world", "pretrain")}

@@ -36,23 +36,25 @@ def tiny_world_suite(
     batch_size: int = 64,
     include_path: list[str] | None = None,
     categories: dict[str, list[str]] | None = None,
+    files: list[dict] | None = None,
 ) -> EvalSuite:
     """An :class:`EvalSuite` over the tiny world's generated tasks.
 
     Args:
         world: the world whose tasks are scored.
         cache_dir: where generated worlds are kept.
-        name, tasks, num_fewshot, limit, batch_size, include_path, categories: as for
+        name, tasks, num_fewshot, limit, batch_size, include_path, categories, files: as for
             :class:`EvalSuite`; the world's task folder is added to ``include_path``.
     """
-    files = materialize_world(world, cache_dir)
-    write_general_tasks(files)
+    world_files = materialize_world(world, cache_dir)
+    write_general_tasks(world_files)
     return EvalSuite(
         name=name,
         tasks=tasks,
         num_fewshot=num_fewshot,
         limit=limit,
         batch_size=batch_size,
-        include_path=[*(include_path or []), str(files.tasks_dir)],
+        include_path=[*(include_path or []), str(world_files.tasks_dir)],
         categories=categories or {},
+        files=files or [],
     )
