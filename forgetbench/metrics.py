@@ -87,10 +87,12 @@ def forgetting_table(rows: pd.DataFrame, metric: str = "acc", eval_kind: str = G
     return pd.DataFrame(records).set_index("eval_task")
 
 
-def learning_table(rows: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
-    """Per stream task of one run: what fine-tuning on it gained (the other side of forgetting).
+def learning_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per stream task of one run: what fine-tuning on it gained (the other side of forgetting), in
+    each task's headline metric (:func:`primary_scores`: acc, else rouge_l, else exact_match).
 
     Columns:
+        metric: the headline metric.
         start: R_0, the base model on the task's held-out rows.
         learned: R_j, right after the step that trained on it (NaN before that step ran).
         final: R_N, after the last step.
@@ -99,7 +101,8 @@ def learning_table(rows: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
             number of choices varies: 1 / choices per item), else NaN.
     """
     stream = rows[rows["eval_kind"] == STREAM]
-    matrix = score_matrix(stream, metric)
+    headline = primary_scores(stream).drop_duplicates("eval_task").set_index("eval_task")["metric"]
+    matrix = score_matrix(stream, None)
     chance = stream[stream["metric"] == "chance"].groupby("eval_task")["value"].first()
     step_of = {task: step for step, task in zip(stream["step"], stream["trained_task"]) if task}
     records = []
@@ -110,6 +113,7 @@ def learning_table(rows: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
         records.append(
             {
                 "eval_task": task,
+                "metric": headline[task],
                 "start": scores.iloc[0],
                 "learned": scores.get(trained_at, float("nan")),
                 "final": scores.iloc[-1],
@@ -117,7 +121,9 @@ def learning_table(rows: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
                 "chance": chance.get(task, float("nan")),
             }
         )
-    return pd.DataFrame(records).set_index("eval_task")
+    return pd.DataFrame(
+        records, columns=["eval_task", "metric", "start", "learned", "final", "gain", "chance"]
+    ).set_index("eval_task")
 
 
 def max_drop(scores: pd.Series) -> tuple[float, int]:

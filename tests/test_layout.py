@@ -4,11 +4,12 @@ Layers, lowest first; a module imports only from its own layer or below, and the
 
 - foundation: errors, hashing, jsonl, hub_mirror, optim, hardware (device, CPU threads), stopping (signals),
   resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory)
-- data: the results table, model loading, checkpoints, streams (data only), the tiny world's generators
+- data: the results table, model loading, checkpoints, streams (data only), users' table files and templates
+  (``data``), the tiny world's generators
 - engines: the training loop, evaluation (the one door to lm-eval), metrics
 - plug-ins: methods, the tiny world's model and suite factories, the memory tracer
 - recipe and reporting: the runner (one run) and reporting (across runs), neither importing the other
-- entry points: ``python -m forgetbench``, the console script and the command-line preflight
+- entry points: ``python -m forgetbench``, the console script, the command-line preflight and ``data-check``
 """
 
 from __future__ import annotations
@@ -33,11 +34,21 @@ LAYERS = [
         "validation",
         "run_lock",
     ],
-    ["results", "models", "checkpoint", "streams", "tiny.world", "tiny.stream_tasks", "tiny.tokenizer", "tiny.files"],
+    [
+        "results",
+        "models",
+        "checkpoint",
+        "streams",
+        "data",
+        "tiny.world",
+        "tiny.stream_tasks",
+        "tiny.tokenizer",
+        "tiny.files",
+    ],
     ["training", "evaluation", "metrics"],
     ["methods", "tiny.model", "tiny.suite", "memory"],
     ["runner", "reporting"],
-    ["__main__", "cli", "preflight"],
+    ["__main__", "cli", "preflight", "data.check", "data.__main__"],
 ]
 
 

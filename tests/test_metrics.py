@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from forgetbench.metrics import forgetting_table, luo_forgetting, score_matrix
+from forgetbench.metrics import forgetting_table, learning_table, luo_forgetting, score_matrix
 
 
 def _rows(scores: dict[str, list[float]], kind: str = "general") -> pd.DataFrame:
@@ -51,3 +51,17 @@ def test_score_matrix_pivots_one_run() -> None:
 
 def test_zero_start_gives_nan_not_a_crash() -> None:
     assert math.isnan(luo_forgetting(pd.Series([0.0, 0.1])))
+
+
+def test_learning_table_by_hand() -> None:
+    """Each stream task's start, its score right after its own step, final, gain and chance level."""
+    rows = _rows({"stream_a": [0.2, 0.9, 0.5], "stream_b": [0.1, 0.3, 0.8]}, kind="stream")
+    rows["stream_task"] = rows["eval_task"].str.removeprefix("stream_")
+    rows["trained_task"] = rows["step"].map({0: "", 1: "a", 2: "b"})
+    chance = rows[rows["eval_task"] == "stream_b"].assign(metric="chance", value=0.25)
+    table = learning_table(pd.concat([rows, chance]))
+    a, b = table.loc["stream_a"], table.loc["stream_b"]
+    assert (a.start, a.learned, a.final, a.gain) == pytest.approx((0.2, 0.9, 0.5, 0.3))
+    assert (b.start, b.learned, b.final, b.gain) == pytest.approx((0.1, 0.8, 0.8, 0.7))
+    assert math.isnan(a.chance) and b.chance == pytest.approx(0.25)
+    assert set(table["metric"]) == {"acc"}

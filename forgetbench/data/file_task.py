@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from datasets import Dataset
+from omegaconf import OmegaConf
 from transformers import PreTrainedTokenizerBase
 
 from forgetbench.data.tables import TableFile, read_tables
@@ -282,6 +283,8 @@ def file_tasks(specs: list[dict], where: str) -> list[FileTask]:
     """FileTasks from config entries, each a dict of :class:`FileTask`'s fields."""
     tasks = []
     for index, spec in enumerate(specs):
+        if OmegaConf.is_config(spec):  # built by Hydra without _convert_
+            spec = OmegaConf.to_container(spec, resolve=True)
         if not isinstance(spec, dict) or "name" not in spec:
             raise ForgetbenchError(f"{where}[{index}] must be a mapping with at least name, files, prompt, response")
         unknown = sorted(set(spec) - set(FileTask.__dataclass_fields__))

@@ -69,7 +69,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str = "ac
     runs.rows.to_parquet(out / "merged_results.parquet", index=False)  # not results.parquet: readers glob that
     runs.items.to_parquet(out / "merged_items.parquet", index=False)
     summary.to_csv(out / "summary.csv")
-    report = _assemble(summary, tasks, learning_view(rows, metric), facts, left_out, figures)
+    report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures)
     (out / "report.md").write_text(to_markdown(report))
     (out / "report.html").write_text(to_html(report, out))
     return out / "report.md"

@@ -52,17 +52,17 @@ def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str = "acc")
     return table
 
 
-def learning_view(rows: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
+def learning_view(rows: pd.DataFrame) -> pd.DataFrame:
     """Per run and stream task: :func:`~forgetbench.metrics.learning_table`, gain in points."""
     stream = rows[rows["eval_kind"] == STREAM]
     if stream.empty:
         return pd.DataFrame()
     table = pd.concat(
-        [learning_table(run_rows, metric).reset_index().assign(run=run) for run, run_rows in stream.groupby("run")],
+        [learning_table(run_rows).reset_index().assign(run=run) for run, run_rows in stream.groupby("run")],
         ignore_index=True,
     )
     table["gain (points)"] = table.pop("gain") * 100
-    columns = ["run", "eval_task", "start", "learned", "final", "gain (points)", "chance"]
+    columns = ["run", "eval_task", "metric", "start", "learned", "final", "gain (points)", "chance"]
     return table[columns] if table["chance"].notna().any() else table[columns[:-1]]
 
 

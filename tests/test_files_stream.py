@@ -1,0 +1,191 @@
+"""stream=files and eval.files: table files through templates, filters and splits (forgetbench.data)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from forgetbench.data.file_task import FileTask, file_tasks
+from forgetbench.data.templates import RowTemplate, nonzero
+from forgetbench.errors import ForgetbenchError
+from forgetbench.evaluation.generation_metrics import score_generation
+from forgetbench.tiny.tokenizer import build_word_tokenizer
+
+ROWS = [{"question": f"where does person{i} live", "answer": f"town{i % 4}", "n": i} for i in range(20)]
+
+
+def _write(path, rows=ROWS):
+    """``rows`` in the format ``path``'s suffix names (csv, csv.gz, tsv, json, jsonl, parquet)."""
+    name = path.name
+    if name.endswith((".csv", ".csv.gz", ".tsv")):
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "wt", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t" if name.endswith(".tsv") else ",")
+            writer.writeheader()
+            writer.writerows(rows)
+    elif name.endswith(".jsonl"):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif name.endswith(".json"):
+        path.write_text(json.dumps(rows))
+    else:
+        pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def _task(files, **fields) -> FileTask:
+    return FileTask(name="qa", files=str(files), prompt="Q: {{ question }}", response="{{ answer }}", **fields)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz", "tsv", "json", "jsonl", "parquet"])
+def test_every_format_reads_the_same_rows(tmp_path, suffix):
+    prepared = _task(_write(tmp_path / f"rows.{suffix}"), held_out=4).prepare(None)
+    assert (len(prepared.train), len(prepared.held_out)) == (16, 4)
+    rows = {(r["prompt"], r["response"]) for r in [*prepared.train, *prepared.held_out]}
+    assert rows == {(f"Q: {r['question']}", r["answer"]) for r in ROWS}
+
+
+def test_a_glob_reads_every_matching_file_and_limit_counts_across_them(tmp_path):
+    _write(tmp_path / "a.csv", ROWS[:10])
+    _write(tmp_path / "b.csv", ROWS[10:])
+    assert len(_task(tmp_path / "*.csv", held_out=0.25).prepare(None).train) == 15
+    limited = _task(tmp_path / "*.csv", held_out=2, limit=12).prepare(None)
+    assert len(limited.train) + len(limited.held_out) == 12
+
+
+def test_held_out_as_fraction_count_or_own_file(tmp_path):
+    files = _write(tmp_path / "rows.csv")
+    assert len(_task(files, held_out=0.2).prepare(None).held_out) == 4
+    assert len(_task(files, held_out=7).prepare(None).held_out) == 7
+    own = _task(files, held_out=str(_write(tmp_path / "test.jsonl", ROWS[:3]))).prepare(None)
+    assert (len(own.train), len(own.held_out)) == (20, 3)
+    # the split is seeded: the same rows every time, other rows for another seed
+    first, again = (_task(files, held_out=5).prepare(None).held_out["prompt"] for _ in range(2))
+    assert first == again != _task(files, held_out=5, seed=1).prepare(None).held_out["prompt"]
+
+
+def test_filters_drop_and_count_rows(tmp_path):
+    rows = ROWS + ROWS[:5] + [{"question": "where " * 30 + "?", "answer": "far", "n": 99}]
+    files = _write(tmp_path / "rows.jsonl", rows)
+    tokenizer = build_word_tokenizer([r["question"] + " " + r["answer"] for r in rows])
+    prepared = _task(files, drop_duplicates=True, max_tokens=12, sample=10, held_out=2).prepare(tokenizer)
+    assert prepared.dropped == {"drop_duplicates": 5, "max_tokens": 1, "sample": 10}
+    assert len(prepared.train) + len(prepared.held_out) == 10
+
+
+def test_rename_columns_and_non_identifier_names(tmp_path):
+    files = _write(tmp_path / "rows.csv", [{"Question Text": "q1", "ans": "a1"}, {"Question Text": "q2", "ans": "a2"}])
+    task = FileTask(
+        name="t",
+        files=str(files),
+        prompt='{{ row["Question Text"] }}',
+        response="{{ answer }}",
+        rename={"ans": "answer"},
+        held_out=1,
+    )
+    prepared = task.prepare(None)
+    assert sorted([*prepared.train["prompt"], *prepared.held_out["prompt"]]) == ["q1", "q2"]
+
+
+def test_nonzero_lists_matching_columns_with_a_value():
+    row = {"pack_card_Bolt": 1, "pack_card_Wall": 0, "pool_Bolt": 2, "pool_Elf": 1, "pool_Wall": 0, "rank": "gold"}
+    assert nonzero(row, "pack_card_*") == ["Bolt"]
+    assert nonzero(row, "pool_*") == ["Bolt", "Elf"]
+    assert nonzero(row, "pool_*", repeat=True) == ["Bolt", "Bolt", "Elf"]
+    template = RowTemplate('{{ nonzero("pool_*") | join(", ") or "nothing" }} / {{ rank }}', "test")
+    assert template.render(row) == "Bolt, Elf / gold"
+    assert template.render({**row, "pool_Bolt": 0, "pool_Elf": 0}) == "nothing / gold"
+
+
+def test_multiple_choice_from_a_list_a_column_or_a_template(tmp_path):
+    rows = [
+        {"q": f"q{i}", "a": ["x", "y", "z"][i % 3], "opts": ["x", "y", "z"], "x": 1, "y": 1, "z": 0} for i in range(6)
+    ]
+    files = _write(tmp_path / "rows.jsonl", rows)
+    fixed = dict(files=str(files), prompt="{{ q }}", response="{{ a }}", scoring="multiple_choice", held_out=3)
+    by_list = FileTask(name="a", choices=["x", "y", "z"], **fixed).prepare(None).held_out
+    by_column = FileTask(name="b", choices="opts", **fixed).prepare(None).held_out
+    assert by_list.to_list() == by_column.to_list()
+    for r in by_list:
+        assert r["choices"][r["answer"]] == "xyz"[int(r["question"][1:]) % 3]
+    # a template giving one choice a line; rows whose answer is not among them are an error
+    templated = FileTask(name="c", choices="{{ nonzero('[xyz]') | join('\\n') }}", **{**fixed, "held_out": 1})
+    with pytest.raises(ForgetbenchError, match=r"row 3, column 'choices': the response 'z' is not one of the 2"):
+        templated.prepare(None)
+
+
+def test_generation_scoring_names_builtin_and_user_metrics(tmp_path):
+    files = _write(tmp_path / "rows.csv")
+    task = _task(files, scoring="generation", metrics=["exact_match", "tests.helpers:same_first_word"], held_out=2)
+    assert task.held_out_scoring().metrics == ("exact_match", "same_first_word")
+    assert task.prepare(None).held_out[0]["metric_functions"] == ["tests.helpers:same_first_word"]
+    # lm-eval's process_results for generation calls the named function on each item
+    doc = {"prompt": "p", "response": "town1", "metric_functions": ["tests.helpers:same_first_word"]}
+    assert score_generation(doc, [" town2"]) == {"rouge_l": 0.0, "exact_match": 0.0, "same_first_word": 0.0}
+    with pytest.raises(ForgetbenchError, match="metric 'bleu' is not valid"):
+        _task(files, scoring="generation", metrics=["bleu"])
+    with pytest.raises(ForgetbenchError, match="metric 'no_such_module:f' names no importable function"):
+        _task(files, scoring="generation", metrics=["no_such_module:f"])
+
+
+@pytest.mark.parametrize(
+    ("rows", "fields", "expected"),
+    [
+        ([{"question": "q", "other": "a"}], {}, r"row 1, column 'answer': has no column 'answer'"),
+        (
+            [{"question": "q", "answer": "a"}, {"question": "q2", "answer": None}],
+            {},
+            r"row 2, column 'answer': has no value in column 'answer'",
+        ),
+        (
+            [{"question": "q", "answer": "a"}, {"question": "q2", "answer": "  "}],
+            {},
+            r"row 2, column 'answer': renders an empty response",
+        ),
+        (
+            [{"question": "q", "answer": "a"}],
+            {"prompt": "{{ row.missing }}"},
+            r"row 1, column 'missing': has no column",
+        ),
+    ],
+    ids=["missing column", "null value", "empty response", "undefined variable"],
+)
+def test_a_bad_row_is_named_by_file_row_and_column(tmp_path, rows, fields, expected):
+    files = _write(tmp_path / "rows.jsonl", rows)
+    task = FileTask(
+        **{"name": "qa", "files": str(files), "prompt": "{{ question }}", "response": "{{ answer }}", **fields}
+    )
+    with pytest.raises(ForgetbenchError, match=expected) as raised:
+        task.prepare(None)
+    assert str(files) in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_unreadable_and_missing_files_are_one_line_errors(tmp_path):
+    bad = tmp_path / "rows.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(ForgetbenchError, match=r"rows.parquet' is not readable as parquet"):
+        _task(bad).prepare(None)
+    with pytest.raises(ForgetbenchError, match=r"matches no file"):
+        _task(tmp_path / "none*.csv").prepare(None)
+    (tmp_path / "rows.xlsx").write_text("x")
+    with pytest.raises(ForgetbenchError, match=r"has no readable suffix"):
+        _task(tmp_path / "rows.xlsx").prepare(None)
+
+
+def test_bad_task_definitions_are_named_from_the_config_root(tmp_path):
+    spec = {"name": "qa", "files": "x.csv", "prompt": "{{ q }}", "response": "{{ a }}"}
+    with pytest.raises(ForgetbenchError, match=r"stream.tasks\[0\] \('qa'\) has unknown keys \['promt'\]"):
+        file_tasks([{**spec, "promt": "x"}], "stream.tasks")
+    with pytest.raises(ForgetbenchError, match=r"stream.tasks\[0\].max_tokens=0 is not valid"):
+        file_tasks([{**spec, "max_tokens": 0}], "stream.tasks")
+    with pytest.raises(ForgetbenchError, match=r"held_out=1.5 is not valid"):
+        file_tasks([{**spec, "held_out": 1.5}], "stream.tasks")
+    with pytest.raises(ForgetbenchError, match=r"prompt template is not valid Jinja"):
+        file_tasks([{**spec, "prompt": "{{ q }"}], "stream.tasks")
+    with pytest.raises(ForgetbenchError, match=r"scoring=multiple_choice needs choices"):
+        file_tasks([{**spec, "scoring": "multiple_choice"}], "stream.tasks")
+    with pytest.raises(ForgetbenchError, match=r"names a task twice"):
+        file_tasks([spec, spec], "eval.files")
