@@ -136,12 +136,10 @@ def load_pretrained(
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
         model = auto.from_pretrained(path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path)
     except OSError as err:
         first = str(err).strip().splitlines()[0]
         raise ForgetbenchError(f"model.path={path!r} could not be loaded: {first}") from err
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(path)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.to(device or default_device())
