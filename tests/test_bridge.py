@@ -6,14 +6,13 @@ import random
 
 import numpy as np
 import pytest
-import torch
 
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import local_task_config, write_task_yaml
 from forgetbench.jsonl import write_jsonl
 from forgetbench.models import LoadedModel
-from tests.helpers import tiny_model
+from tests.helpers import direct_logliks, tiny_model
 
 WORDS = "red blue green cat dog fish one two three four".split()
 
@@ -25,20 +24,6 @@ def _items(n: int = 12) -> list[dict]:
         question = "question : " + " ".join(rng.choices(WORDS, k=4)) + " ? answer :"
         items.append({"question": question, "choices": rng.sample(WORDS, 4), "answer": rng.randrange(4)})
     return items
-
-
-@torch.no_grad()
-def _direct_logliks(model, tokenizer, question: str, choice: str) -> float:
-    """Sum of log p(choice tokens | question), computed here without lm-eval."""
-    context = tokenizer(question, add_special_tokens=False)["input_ids"]
-    target = tokenizer(" " + choice, add_special_tokens=False)["input_ids"]
-    if model.config.is_encoder_decoder:
-        logits = model(input_ids=torch.tensor([context]), labels=torch.tensor([target])).logits[0]
-        logprobs = logits.log_softmax(-1)
-        return float(sum(logprobs[i, t] for i, t in enumerate(target)))
-    logits = model(input_ids=torch.tensor([context + target])).logits[0]
-    logprobs = logits.log_softmax(-1)
-    return float(sum(logprobs[len(context) + i - 1, t] for i, t in enumerate(target)))
 
 
 @pytest.mark.parametrize("kind", ["llama", "mt5"])
@@ -56,7 +41,7 @@ def test_bridge_accuracy_equals_direct_scoring(kind: str, tmp_path) -> None:
     assert model.training, "the bridge must leave the model in train mode"
 
     model.eval()
-    direct = [[_direct_logliks(model, tokenizer, it["question"], c) for c in it["choices"]] for it in items]
+    direct = [[direct_logliks(model, tokenizer, it["question"], c) for c in it["choices"]] for it in items]
     expected_acc = sum(max(range(4), key=row.__getitem__) == it["answer"] for row, it in zip(direct, items)) / len(
         items
     )

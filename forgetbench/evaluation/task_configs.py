@@ -53,10 +53,12 @@ def local_task_config(name: str, data_file: Path, scoring: Scoring | str) -> dic
     return config
 
 
-def stream_task_config(task: StreamTask, folder: Path) -> dict:
+def stream_task_config(task: StreamTask, folder: Path | None = None) -> dict:
     """The task scoring ``task``'s held-out rows, named :func:`stream_eval_name`; rows handed over in
-    memory (``test_rows``) are written to ``folder`` first."""
+    memory (``test_rows``) are written to ``folder`` first (required for them)."""
     name = stream_eval_name(task.name)
+    if task.test_rows is not None and folder is None:
+        raise ValueError(f"stream task {task.name!r} hands over its held-out rows: give a folder to write them to")
     data_file = task.test_file if task.test_rows is None else write_rows(task.test_rows.to_list(), folder, name)
     return local_task_config(name, data_file, task.scoring)
 
