@@ -98,6 +98,8 @@ def test_nonzero_lists_matching_columns_with_a_value():
     template = RowTemplate('{{ nonzero("pool_*") | join(", ") or "nothing" }} / {{ rank }}', "test")
     assert template.render(row) == "Bolt, Elf / gold"
     assert template.render({**row, "pool_Bolt": 0, "pool_Elf": 0}) == "nothing / gold"
+    # Jinja's own globals are not taken for columns
+    assert RowTemplate("{% for i in range(2) %}{{ rank }}{% endfor %}", "test").render(row) == "goldgold"
 
 
 def test_multiple_choice_from_a_list_a_column_or_a_template(tmp_path):

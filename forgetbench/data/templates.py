@@ -69,7 +69,9 @@ class RowTemplate:
             raise ForgetbenchError(f"{what} template is not valid Jinja: {err.message} (line {err.lineno})") from err
         self.source = source
         self.what = what
-        self.variables = sorted(meta.find_undeclared_variables(parsed) - set(HELPERS))
+        self.variables = sorted(
+            meta.find_undeclared_variables(parsed) - set(HELPERS) - set(_ENV.globals)
+        )  # range, dict, ...
 
     def render(self, row: Mapping) -> str:
         """The template over ``row``; :class:`RowError` for a missing or empty variable."""
