@@ -52,7 +52,7 @@ def check(cfg: DictConfig) -> str:
             f"as {file_task.scoring}",
             *_dropped(prepared.dropped),
             *_chance(prepared.held_out),
-            *_lengths([(r.prompt, r.response) for r in prepared.examples], tokenizer, "examples"),
+            *_lengths(_scored_pairs(prepared.held_out), tokenizer, "scored rows"),
             *_examples([(r.prompt, r.response) for r in prepared.examples], tokenizer),
         ]
     return "\n".join(lines)
@@ -70,6 +70,13 @@ def _stream_task(task: StreamTask, tokenizer) -> list[str]:
         *_lengths(pairs, tokenizer, "train rows"),
         *_examples(pairs[:EXAMPLES], tokenizer),
     ]
+
+
+def _scored_pairs(rows) -> list[tuple[str, str]]:
+    """(prompt, answer) of held-out rows in either layout: multiple choice or prompt/response."""
+    if "choices" in rows.column_names:
+        return [(r["question"], r["choices"][r["answer"]]) for r in rows]
+    return list(zip(rows["prompt"], rows["response"]))
 
 
 def _dropped(dropped: dict[str, int]) -> list[str]:
