@@ -94,8 +94,20 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
     return f"stopped by {name} {where}; {kept}; {resume}"
 
 
+def _quiet_other_rank() -> None:
+    """Ranks other than 0 keep warnings and errors on stderr and write no log file: the run's log
+    is rank 0's, one readable line per event."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("forgetbench").setLevel(logging.WARNING)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from forgetbench.distributed import is_main_process
     from forgetbench.results import RESULTS_FILE
     from forgetbench.runner import run_experiment
 
@@ -103,8 +115,12 @@ def main(cfg: DictConfig) -> None:
     # empty: made by Hydra just now (it writes nothing there itself: conf/hydra/default.yaml), so ours to remove
     created_now = not any(run_dir.iterdir())
     install_stop_handlers()
+    if not is_main_process():  # another rank of a multi-process run: rank 0 logs, writes and reports
+        _quiet_other_rank()
     try:
         run_experiment(cfg, run_dir, on_accept=lambda: _record_config(cfg, run_dir))
+        if not is_main_process():
+            return
         from forgetbench.reporting.report import REPORT_DIR, write_report  # matplotlib, after the run
 
         report = write_report([run_dir], run_dir / REPORT_DIR)
@@ -114,7 +130,7 @@ def main(cfg: DictConfig) -> None:
     except ForgetbenchError as err:
         log.error(str(err))
         print(f"forgetbench: error: {err}", file=sys.stderr)
-        if created_now:
+        if created_now and is_main_process():
             _remove_if_empty(run_dir)
         sys.exit(2)
     except (KeyboardInterrupt, RunStopped) as stop:  # KeyboardInterrupt: a Ctrl-C before the handlers were set

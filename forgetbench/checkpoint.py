@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file
 
 from forgetbench.errors import ForgetbenchError
 
@@ -55,17 +55,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    run_dir: Path, step: int, model: torch.nn.Module, optimizer, method_state: dict, task: dict | None = None
+    run_dir: Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    optimizer_state: dict | None,
+    method_state: dict,
+    task: dict | None = None,
 ) -> None:
-    """Keep everything needed to continue after step ``step`` (or, with ``task``, inside step + 1)."""
+    """Keep everything needed to continue after step ``step`` (or, with ``task``, inside step + 1).
+
+    ``weights`` is the whole model's state dict and ``optimizer_state`` the optimizer's (whole
+    states: under FSDP gathered first, see ``forgetbench.distributed``)."""
     final = run_dir / CHECKPOINT_DIR
     tmp, old = run_dir / f".{CHECKPOINT_DIR}.tmp", run_dir / f".{CHECKPOINT_DIR}.old"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
+    save_file(_one_name_per_tensor(weights), str(tmp / "model.safetensors"))
     state = {
         "step": step,
-        "optimizer": optimizer.state_dict() if optimizer else None,
+        "optimizer": optimizer_state,
         "method": method_state,
         "task": task,
         "rng": rng_state(),
@@ -77,6 +85,18 @@ def save_checkpoint(
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _one_name_per_tensor(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict with tied weights (one tensor under two names, e.g. embeddings and output
+    layer) kept once, as safetensors requires; ``load_model`` fills the other name back in."""
+    kept, seen = {}, set()
+    for name, tensor in weights.items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key not in seen:
+            seen.add(key)
+            kept[name] = tensor.contiguous()
+    return kept
 
 
 def load_checkpoint(run_dir: Path, model: torch.nn.Module) -> Checkpoint | None:

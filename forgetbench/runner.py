@@ -10,6 +10,7 @@ plotting library.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -27,8 +28,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from forgetbench.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from forgetbench.errors import ForgetbenchError, RunDirectoryTaken
+from forgetbench.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
+from forgetbench.distributed import Processes
+from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped
 from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
 from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.hashing import stable_hash
@@ -36,7 +38,7 @@ from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
-from forgetbench.stopping import raise_if_stopped, stop_requested
+from forgetbench.stopping import requested_stop
 from forgetbench.streams.base import StreamTask
 from forgetbench.training import TaskProgress, build_optimizer, train_on_task
 from forgetbench.validation import InvalidValue, check_value
@@ -45,7 +47,8 @@ log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
 # where results go and what runs them, not what they are (device and threads change only floating-point rounding)
-UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads")
+# (nor does the number of processes or how they split the model: `distributed` keeps the effective batch)
+UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -82,11 +85,15 @@ def load_stream(cfg: DictConfig, tokenizer) -> list[StreamTask]:
 
 
 class Recipe:
-    """One run: a model fine-tuned through a stream, evaluated before and after every step."""
+    """One run: a model fine-tuned through a stream, evaluated before and after every step.
 
-    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+    Launched on several processes (``forgetbench.distributed``), every rank runs this recipe in
+    lockstep; rank 0 alone writes (``self.processes.is_main``)."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, processes: Processes | None = None) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
+        self.processes = processes or Processes()
         check_value("seed", cfg.seed, int)  # the config groups check their own fields when built
         check_value("keep_checkpoint", cfg.keep_checkpoint, bool)
         self.table = RunTable(run_dir)
@@ -107,7 +114,7 @@ class Recipe:
         self.suite = build(self.cfg.eval, "eval")
         self.bridge = LmEvalBridge(self.suite, self.stream, tokenizer)
         self.bridge.check_data()
-        self.loaded = model_source.load(resolve_device(self.cfg.device))
+        self.loaded = model_source.load(self.processes.start(resolve_device(self.cfg.device)))
         self.loaded.model = self.method.prepare_model(self.loaded.model, [t.name for t in self.stream])
         self.facts = RunFacts(
             run_id=self.run_dir.name,
@@ -122,7 +129,9 @@ class Recipe:
         set_seed(self.cfg.seed)  # after loading: pretraining a cached base model must not shift the RNG
         self.optimizer = None
         self.task_progress: TaskProgress | None = None
-        self.done = self._resume()
+        checkpoint = self._resume_weights()  # every rank reads the whole weights, then they are wrapped
+        self.module = self.processes.wrap(self.loaded.model, self.cfg.method.name, self.method.fsdp_ready)
+        self.done = self._resume_training(checkpoint)
 
     def _check_status(self) -> None:
         """Refuse a directory that holds another config's run; the hash comes from the status file,
@@ -154,18 +163,26 @@ class Recipe:
         tmp.write_text(json.dumps({"config_hash": self.hash, "steps": len(self.stream), "finished": finished}))
         os.replace(tmp, self.run_dir / STATUS_FILE)
 
-    def _resume(self) -> int:
-        """Restore the last checkpoint; return the last completed step (-1: none)."""
+    def _resume_weights(self) -> Checkpoint | None:
+        """Restore the last checkpoint's weights, method state and RNG states (None: no checkpoint);
+        rows written after it are dropped, to be recomputed (see _record)."""
         checkpoint = load_checkpoint(self.run_dir, self.loaded.model)
-        done = -1 if checkpoint is None else checkpoint.step
-        self.table.truncate_after(done)  # rows written after the checkpoint are recomputed
+        if self.processes.is_main:
+            self.table.truncate_after(-1 if checkpoint is None else checkpoint.step)
         if checkpoint is not None:
             self.method.load_state_dict(checkpoint.method)
-            if checkpoint.optimizer is not None:
-                self.optimizer = build_optimizer(self.loaded.model, self.train_config)
-                self.optimizer.load_state_dict(checkpoint.optimizer)
-            log.info(f"resuming {self.run_dir.name} after step {done}/{len(self.stream)}")
-        if checkpoint is not None and checkpoint.task is not None:
+        return checkpoint
+
+    def _resume_training(self, checkpoint: Checkpoint | None) -> int:
+        """Restore the optimizer (and the progress inside a task); return the last completed step (-1: none)."""
+        if checkpoint is None:
+            return -1
+        done = checkpoint.step
+        if checkpoint.optimizer is not None:
+            self.optimizer = build_optimizer(self.loaded.model, self.train_config)
+            self.processes.load_optimizer_state(self.loaded.model, self.optimizer, checkpoint.optimizer)
+        log.info(f"resuming {self.run_dir.name} after step {done}/{len(self.stream)}")
+        if checkpoint.task is not None:
             self.task_progress = TaskProgress(**checkpoint.task)
             log.info(f"step {done + 1}/{len(self.stream)} continues at optimizer step {self.task_progress.step}")
         return done
@@ -174,8 +191,9 @@ class Recipe:
 
     def run(self) -> None:
         n = len(self.stream)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._write_status(finished=False)
+        if self.processes.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_status(finished=False)
         self._last_checkpoint = time.monotonic()
         if self.done < 0:
             self._record(0, "", time.perf_counter())
@@ -206,36 +224,48 @@ class Recipe:
                 extra_loss=self.method.extra_loss,
                 resume=self.task_progress if step == self.done + 1 else None,
                 after_step=functools.partial(self._mid_task_checkpoint, step),
+                processes=self.processes,
+                module=self.module,
             )
             self.method.after_task(ctx)
             self._record(step, task.name, start)
             _log_eta(step, n, time.perf_counter() - start)
-        self._write_status(finished=True)
-        if not self.cfg.keep_checkpoint:
-            remove_checkpoint(self.run_dir)
-        self.log_summary()
+        if self.processes.is_main:
+            self._write_status(finished=True)
+            if not self.cfg.keep_checkpoint:
+                remove_checkpoint(self.run_dir)
+            self.log_summary()
 
-    def _mid_task_checkpoint(self, step: int, progress: Callable[[], TaskProgress]) -> None:
+    def _mid_task_checkpoint(self, step: int, progress: Callable[[], TaskProgress], stopping: bool) -> None:
         """After each optimizer step of ``step``: a checkpoint inside the task when a stop signal
         arrived (the loop then stops) or ``train.checkpoint_every_minutes`` have passed."""
         every = self.train_config.checkpoint_every_minutes
         due = every is not None and time.monotonic() - self._last_checkpoint >= 60 * every
-        if not (stop_requested() or due):
+        if not (stopping or self.processes.any(due)):  # rank 0's clock decides for all: they agree
             return
         snapshot = progress()
-        save_checkpoint(self.run_dir, step - 1, self.loaded.model, None, self.method.state_dict(), asdict(snapshot))
+        self._save_checkpoint(step - 1, None, asdict(snapshot))
         self._last_checkpoint = time.monotonic()
         log.info(f"mid-task checkpoint: step {step}/{len(self.stream)} at optimizer step {snapshot.step}")
 
     def _record(self, step: int, trained_task: str, start: float) -> None:
-        """Evaluate, append the step's rows, then checkpoint (in that order: see _resume)."""
+        """Evaluate, append the step's rows, then checkpoint (in that order: see _resume_weights)."""
         evaluation = self.bridge.evaluate(self.loaded, f"step {step}/{len(self.stream)}", self.method.evaluating)
-        raise_if_stopped()  # a stop during evaluation records nothing of this step
-        self.table.append_step(
-            self._rows(evaluation, step, trained_task, time.perf_counter() - start), evaluation.items, step
-        )
-        optimizer = None if self.train_config.reset_optimizer else self.optimizer
-        save_checkpoint(self.run_dir, step, self.loaded.model, optimizer, self.method.state_dict())
+        stop = self.processes.agreed_stop(requested_stop())
+        if stop is not None:  # a stop during evaluation records nothing of this step
+            raise RunStopped(stop)
+        if self.processes.is_main:
+            rows = self._rows(evaluation, step, trained_task, time.perf_counter() - start)
+            self.table.append_step(rows, evaluation.items, step)
+        self._save_checkpoint(step, None if self.train_config.reset_optimizer else self.optimizer)
+
+    def _save_checkpoint(self, step: int, optimizer: torch.optim.Optimizer | None, task: dict | None = None) -> None:
+        """Gather the whole states (a collective under FSDP: every rank calls this); rank 0 writes them."""
+        model = self.loaded.model
+        weights = self.processes.model_state(model)
+        optimizer_state = None if optimizer is None else self.processes.optimizer_state(model, optimizer)
+        if self.processes.is_main:
+            save_checkpoint(self.run_dir, step, weights, optimizer_state, self.method.state_dict(), task)
 
     def _rows(self, evaluation: Evaluation, step: int, trained_task: str, seconds: float) -> list[ResultRow]:
         return [
@@ -292,15 +322,21 @@ def run_experiment(cfg: DictConfig, run_dir: Path, on_accept: Callable[[], None]
             before anything is built: the entry point records the config there. A directory
             holding another config's run, or in use by another process, is refused before it.
     """
-    recipe = Recipe(cfg, run_dir)
-    with run_lock(run_dir):  # a second process on this directory stops here, having written nothing
+    processes = Processes(build(cfg.distributed, "distributed") if "distributed" in cfg else None)
+    recipe = Recipe(cfg, run_dir, processes)
+    # a second process on this directory stops here, having written nothing; the other ranks of this
+    # run are not second writers (they write nothing)
+    with run_lock(run_dir) if processes.is_main else contextlib.nullcontext():
         if recipe.finished:
             log.info(f"{run_dir} is already finished; nothing to do")
-            if not cfg.keep_checkpoint:  # a kill between marking the run finished and removing it
+            if not cfg.keep_checkpoint and processes.is_main:  # a kill between marking the run finished and removing it
                 remove_checkpoint(run_dir)
             recipe.log_summary()
             return
-        if on_accept:
+        if on_accept and processes.is_main:
             on_accept()
-        recipe.setup()
-        recipe.run()
+        try:
+            recipe.setup()
+            recipe.run()
+        finally:
+            processes.stop()

@@ -40,7 +40,7 @@ def _request_stop(signum: int, frame) -> None:
 
 @contextlib.contextmanager
 def stops_deferred() -> Iterator[None]:
-    """Within this block a stop signal is only recorded; the code inside calls :func:`raise_if_stopped`."""
+    """Within this block a stop signal is only recorded; the code inside checks :func:`requested_stop`."""
     global _deferred
     previous, _deferred = _deferred, True
     try:
@@ -49,8 +49,9 @@ def stops_deferred() -> Iterator[None]:
         _deferred = previous
 
 
-def stop_requested() -> bool:
-    return _requested is not None
+def requested_stop() -> int | None:
+    """The signal that asked this process to stop, or None."""
+    return _requested
 
 
 def raise_if_stopped() -> None:

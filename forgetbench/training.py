@@ -23,9 +23,10 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
-from forgetbench.errors import ForgetbenchError, TrainingDiverged
+from forgetbench.distributed import Processes
+from forgetbench.errors import ForgetbenchError, RunStopped, TrainingDiverged
 from forgetbench.optim import StochasticRoundingAdamW
-from forgetbench.stopping import raise_if_stopped, stops_deferred
+from forgetbench.stopping import requested_stop, stops_deferred
 from forgetbench.validation import InvalidValue, NonNegative, NonNegativeFloat, Positive, PositiveFloat, check_fields
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,9 @@ def train_on_task(
     label: str = "",
     extra_loss: ExtraLoss | None = None,
     resume: TaskProgress | None = None,
-    after_step: Callable[[Callable[[], TaskProgress]], None] | None = None,
+    after_step: Callable[[Callable[[], TaskProgress], bool], None] | None = None,
+    processes: Processes | None = None,
+    module: torch.nn.Module | None = None,
 ) -> tuple[TaskResult, torch.optim.Optimizer]:
     """Train ``model`` in place on ``examples`` for one task.
 
@@ -199,32 +202,45 @@ def train_on_task(
         resume: continue the task from a mid-task checkpoint: its batches are skipped (the order
             depends on ``seed`` alone), the optimizer and schedule take their saved states.
         after_step: called after every optimizer step with a function that snapshots the
-            progress (the runner writes mid-task checkpoints from it). A stop signal during the
-            task waits for the step in progress and this call, then raises RunStopped.
+            progress and whether a stop signal arrived (on any rank); the runner writes mid-task
+            checkpoints from it. A stop signal during the task waits for the step in progress and
+            this call, then raises RunStopped.
+        processes: this run's processes (see ``forgetbench.distributed``): each runs its share of
+            every step's micro-batches; None: one process.
+        module: what the forward passes call: ``model``'s DDP wrapper under DDP (default: ``model``).
     """
+    processes = processes or Processes()
+    module = module or model
     device = next(model.parameters()).device
     loader = make_loader(examples, tokenizer, model, config, config.batch_size, seed)
     total = config.total_steps(len(examples))
+    local_accum = processes.split_step(config.grad_accum)
     if optimizer is None or config.reset_optimizer or resume is not None:
         optimizer = build_optimizer(model, config)
     scheduler = _scheduler(optimizer, config, total)
     model.train()
     batches = _endless(loader)
-    step, tokens = _restore(resume, optimizer, scheduler, batches, config.grad_accum)
+    step, tokens = _restore(resume, optimizer, scheduler, batches, config.grad_accum, processes, model)
     first, counted, start, loss_value = step, 0, time.perf_counter(), float("nan")
     with stops_deferred():  # a stop signal ends the run after the step in progress (and its checkpoint)
         while step < total:
-            # 1) accumulate gradients over grad_accum forward passes
-            for _ in range(config.grad_accum):
-                batch = {k: v.to(device) for k, v in next(batches).items()}
-                with autocast(device, config.autocast):
-                    loss = model(**batch).loss
-                extra = extra_loss(model) if extra_loss else None
-                if extra is not None:
-                    loss = loss + extra
-                (loss / config.grad_accum).backward()
+            # 1) accumulate gradients over the step's micro-batches (this rank's share of them)
+            done_here = 0
+            for micro_batch in range(config.grad_accum):
+                batch = next(batches)  # every rank draws every micro-batch: the one-process order
                 counted += int(batch["attention_mask"].sum())
-            loss_value = float(loss.detach())
+                if not processes.runs(micro_batch):
+                    continue
+                done_here += 1
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with processes.no_sync(module, syncing=done_here == local_accum):
+                    with autocast(device, config.autocast):
+                        loss = module(**batch).loss
+                    extra = extra_loss(model) if extra_loss else None
+                    if extra is not None:
+                        loss = loss + extra
+                    (loss / local_accum).backward()
+            loss_value = processes.mean(float(loss.detach()))
             if not math.isfinite(loss_value):
                 raise TrainingDiverged(f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}")
             # 2) clip, step, schedule
@@ -234,22 +250,30 @@ def train_on_task(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            # 3) a mid-task checkpoint when the runner wants one (a stop signal, its period), then stop if asked
+            # 3) a mid-task checkpoint when the runner wants one (a stop signal, its period), then stop if asked;
+            # the ranks agree, so that all of them checkpoint and stop after the same step
+            stop = processes.agreed_stop(requested_stop())
             if after_step:
                 snapshot = functools.partial(TaskProgress, step, tokens + counted)
-                after_step(lambda: snapshot(scheduler.state_dict(), optimizer.state_dict()))  # noqa: B023 (called at once)
-            raise_if_stopped()
+                after_step(
+                    lambda: snapshot(scheduler.state_dict(), processes.optimizer_state(model, optimizer)),  # noqa: B023
+                    stop is not None,
+                )
+            if stop is not None:
+                raise RunStopped(stop)
             if step % config.log_every == 0 or step == total:
                 _log_progress(label, step, total, step - first, loss_value, counted, time.perf_counter() - start)
     return TaskResult(step, loss_value, tokens + counted, time.perf_counter() - start), optimizer
 
 
-def _restore(resume: TaskProgress | None, optimizer, scheduler, batches, grad_accum: int) -> tuple[int, int]:
+def _restore(
+    resume: TaskProgress | None, optimizer, scheduler, batches, grad_accum: int, processes: Processes, model
+) -> tuple[int, int]:
     """Continue a task from a mid-task checkpoint: the saved optimizer and schedule states, and the
     batches already trained on skipped (their order depends on the seed alone). Returns (step, tokens)."""
     if resume is None:
         return 0, 0
-    optimizer.load_state_dict(resume.optimizer)
+    processes.load_optimizer_state(model, optimizer, resume.optimizer)
     scheduler.load_state_dict(resume.scheduler)
     for _ in range(resume.step * grad_accum):
         next(batches)

@@ -3,7 +3,8 @@
 Layers, lowest first; a module imports only from its own layer or below, and the graph has no cycle:
 
 - foundation: errors, hashing, jsonl, hub_mirror, optim, hardware (device, CPU threads), stopping (signals),
-  resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory)
+  resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory), distributed
+  (the processes of a multi-GPU run: DDP, FSDP)
 - data: the results table, model loading, checkpoints, streams (data only), users' table files and templates
   (``data``), the tiny world's generators
 - engines: the training loop, evaluation (the one door to lm-eval), metrics
@@ -33,6 +34,7 @@ LAYERS = [
         "resolvers",
         "validation",
         "run_lock",
+        "distributed",
     ],
     [
         "results",

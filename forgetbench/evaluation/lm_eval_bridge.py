@@ -216,6 +216,8 @@ class LmEvalBridge:
                     )
                 raise_if_stopped()
                 seconds = time.perf_counter() - start
+                if out is None:  # lm-eval builds results on LOCAL_RANK 0 only; this rank ran the same passes
+                    continue
                 task_scores = _scores(out, seconds, entry.stream_task)
                 scores += task_scores
                 items.append(_items(out))

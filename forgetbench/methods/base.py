@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from datasets import Dataset
@@ -58,6 +58,9 @@ class Method:
     """
 
     name: str = "base"
+    # trains under FSDP (distributed=fsdp), whose weights are shards: true for methods that keep no
+    # copy of the weights (an anchor, a Fisher, adapters per task) and do not swap them for evaluation
+    fsdp_ready: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         check_fields(self)  # every plug-in's hyper-parameters, by their annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from datasets import Dataset, concatenate_datasets
 
@@ -31,6 +32,7 @@ class Replay(Method):
     """
 
     name: str = "replay"
+    fsdp_ready: ClassVar[bool] = True
     ratio: Probability = 0.2
     buffer_size: NonNegative = 200
     general_data: str | None = None
