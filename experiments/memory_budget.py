@@ -2,12 +2,15 @@
 
     python experiments/memory_budget.py                    # every model, train=luo2023
     python experiments/memory_budget.py bloomz_7b1 --fit   # also the largest batch that fits
+    python experiments/memory_budget.py mt0_xxl --gpus 2 --gpus 4   # per GPU under distributed=fsdp
 
 Each model is built at its real size on fake tensors (nothing is allocated) and micro-batches of
 train.max_length tokens go through forward, backward and two optimizer steps as training runs
 them (dtype, autocast, gradient checkpointing, optimizer from the configs), the second with
 weights, gradients and optimizer states all held; PyTorch's MemTracker reports the peak (see
-forgetbench/memory.py). Runs on a CPU in about 15 minutes for all models.
+forgetbench/memory.py). Runs on a CPU in about 15 minutes for all models. With --gpus N, one GPU
+of N under FSDP2 as distributed=fsdp shards the model (torch's FSDPMemTracker over a fake process
+group of N ranks: this rank's shards, the gathered blocks, the reduce-scatter buffers).
 Sizes come from <paths.hub_mirror>/<model.path>/config.json when the mirror holds the model,
 else from SHAPES below (copied from each model's config.json on the Hub).
 """
@@ -24,7 +27,7 @@ from hydra.utils import instantiate
 from transformers import AutoConfig
 
 from forgetbench.hub_mirror import local_copy
-from forgetbench.memory import traced_training_peak
+from forgetbench.memory import traced_fsdp_peak, traced_training_peak
 from forgetbench.models import DTYPES
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -87,6 +90,31 @@ def measure(name: str, overrides: list[str], fit: bool) -> None:
         print(f"{'':22} largest power-of-2 batch that fits: {largest_batch(config, dtype, train, cfg, untie)}")
 
 
+def measure_fsdp(name: str, overrides: list[str], gpus: int) -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        overrides = [f"model={name}", "train=luo2023", "distributed=fsdp", *overrides]
+        cfg = compose(config_name="config", overrides=overrides)
+    train, sharding = instantiate(cfg.train), instantiate(cfg.distributed)
+    config = model_config(name, cfg.model.path, cfg.paths.hub_mirror)
+    dtype = DTYPES[cfg.model.dtype] if cfg.model.dtype != "auto" else torch.float32
+    param_dtype = getattr(torch, sharding.param_dtype) if sharding.param_dtype else None
+    start = time.perf_counter()
+    untie = config.model_type == "mt5"
+    peak = traced_fsdp_peak(
+        config, dtype, train, gpus, param_dtype, sharding.activation_checkpointing, untie_output_layer=untie
+    )
+    shards = sum(peak.gib(k) for k in ("Sharded Param", "Sharded Grad", "OptState"))
+    gathered = sum(peak.gib(k) for k in ("Unsharded Param", "Unsharded Grad", "All Gather", "Reduce Scatter"))
+    fits = "yes" if peak.gib() + HEADROOM_GIB <= GPU_GIB else "NO"
+    print(
+        f"{name:22} {gpus} GPUs fsdp {cfg.model.dtype:8} compute {sharding.param_dtype} "
+        f"batch {train.batch_size:2}x{train.grad_accum // gpus:<3} per GPU peak {peak.gib():5.1f} GiB "
+        f"(shards {shards:5.1f} gathered {gathered:5.1f} act+tmp {peak.gib() - shards - gathered:5.1f}) "
+        f"fits 80GB: {fits}  [{time.perf_counter() - start:.0f}s]",
+        flush=True,
+    )
+
+
 def largest_batch(config, dtype, train, cfg, untie: bool) -> int:
     best, batch = 0, 1
     while batch <= train.effective_batch_size:
@@ -103,10 +131,14 @@ def main() -> None:
     parser.add_argument("models", nargs="*", default=list(SHAPES), help="model config names")
     parser.add_argument("--fit", action="store_true", help="also search the largest batch that fits")
     parser.add_argument("--override", action="append", default=[], help="a Hydra override, e.g. train.max_length=1024")
+    parser.add_argument("--gpus", type=int, action="append", default=[], help="trace one GPU of N under FSDP")
     args = parser.parse_args()
     print(f"train=luo2023 (max_length 512), steady state traced; fits = peak + {HEADROOM_GIB} GiB <= 80 GB")
     for name in args.models:
-        measure(name, args.override, args.fit)
+        for gpus in args.gpus:
+            measure_fsdp(name, args.override, gpus)
+        if not args.gpus:
+            measure(name, args.override, args.fit)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Training on several processes (GPUs): DDP, or FSDP2 for models that one device cannot hold.
 
-Launched by ``torchrun`` or ``accelerate launch`` (both set RANK, WORLD_SIZE and LOCAL_RANK), or by
+Launched by ``torchrun`` or ``accelerate launch --multi_gpu`` (both set RANK, WORLD_SIZE and LOCAL_RANK;
+``accelerate launch --cpu`` starts one process whatever ``--num_processes`` says), or by
 ``hydra/launcher=slurm`` with ``tasks_per_node`` > 1. One process is the plain single-device run.
+The ``distributed`` config group (ddp | fsdp) decides how the model is split, not accelerate's config.
 
 Built on ``torch.distributed`` directly, as torchtune is, not on accelerate's ``Accelerator``: on a
 CPU, ``Accelerator(cpu=True)`` with an FSDP plugin silently runs DDP (tried with accelerate 1.15),
@@ -111,6 +113,8 @@ class Processes:
             timeout = datetime.timedelta(minutes=self.config.timeout_minutes)
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
         log.info(f"rank {self.rank}/{self.world_size} on {device} ({self.config.strategy})")
+        if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not self.sharded:
+            log.warning("accelerate launch's FSDP settings are not read here; set distributed=fsdp to shard the model")
         return device
 
     def stop(self) -> None:
@@ -215,14 +219,15 @@ class Processes:
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
-def _fully_shard(model: torch.nn.Module, config: DistributedConfig) -> None:
+def _fully_shard(model: torch.nn.Module, config: DistributedConfig, mesh=None) -> None:
     """FSDP2: each transformer block (the classes the model names as never split) is one shard
-    group, then the root (embeddings, head and anything left)."""
+    group, then the root (embeddings, head and anything left). ``mesh``: the ranks (default: all)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     dtype = getattr(torch, config.param_dtype) if config.param_dtype else None
     policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
     if config.activation_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+        # transformers' own recomputation, which knows the block boundaries (non-reentrant: FSDP's hooks)
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     block_names = set(getattr(model, "_no_split_modules", None) or [])
     blocks = [m for m in model.modules() if type(m).__name__ in block_names]
@@ -232,5 +237,5 @@ def _fully_shard(model: torch.nn.Module, config: DistributedConfig) -> None:
             "use distributed=ddp"
         )
     for block in blocks:
-        fully_shard(block, mp_policy=policy)
-    fully_shard(model, mp_policy=policy)
+        fully_shard(block, mp_policy=policy, mesh=mesh)
+    fully_shard(model, mp_policy=policy, mesh=mesh)

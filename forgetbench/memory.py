@@ -107,3 +107,65 @@ def _fake_batch(config: PretrainedConfig, batch_size: int, length: int, target_l
         labels = torch.randint(0, config.vocab_size, (batch_size, target_length))
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+
+
+def traced_fsdp_peak(
+    config: PretrainedConfig,
+    dtype: torch.dtype,
+    train: TrainConfig,
+    gpus: int,
+    param_dtype: torch.dtype | None,
+    activation_checkpointing: bool,
+    target_length: int = 128,
+    untie_output_layer: bool = False,
+) -> MemoryPeak:
+    """Peak memory of one GPU of ``gpus`` training under FSDP2 as ``distributed=fsdp`` shards it.
+
+    PyTorch's FSDPMemTracker on fake tensors over a fake process group of ``gpus`` ranks (as
+    torchtitan's memory estimator does): weights, gradients and optimizer states are this rank's
+    shards; the all-gathered blocks, reduce-scatter buffers and activations are counted as they
+    live. Initialises that fake process group, so call it only in a process of its own (the
+    ``experiments/memory_budget.py --gpus N`` script), never inside a distributed run.
+    """
+    import torch.distributed as dist
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+
+    from forgetbench.distributed import DistributedConfig, _fully_shard
+
+    if dist.is_initialized() and dist.get_world_size() != gpus:  # a fake group of another size, traced before
+        dist.destroy_process_group()
+    if not dist.is_initialized():
+        dist.init_process_group("fake", rank=0, world_size=gpus, store=FakeStore())
+    mesh = init_device_mesh("cpu", (gpus,))  # outside FakeTensorMode
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    sharding = DistributedConfig("fsdp", _dtype_name(param_dtype), activation_checkpointing)
+    with FakeTensorMode(allow_non_fake_inputs=True), _default_dtype(dtype):
+        model = auto.from_config(config)
+        if untie_output_layer:
+            output = model.get_output_embeddings()
+            output.weight = torch.nn.Parameter(torch.empty_like(output.weight))
+        _fully_shard(model, sharding, mesh)
+        model.train()
+        optimizer = build_optimizer(model, train)
+        batch = _fake_batch(config, train.batch_size, train.max_length, target_length)
+        tracker = FSDPMemTracker(model, optimizer)
+        tracker.track_inputs(tuple(batch.values()))
+        with tracker:
+            for micro_batches in (1, min(train.grad_accum // gpus, 2) or 1):
+                for _ in range(micro_batches):
+                    tracker.reset_mod_stats()
+                    with autocast(torch.device("cpu"), train.autocast):
+                        loss = model(**batch).loss
+                    loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        peak = tracker.get_tracker_snapshot("peak")
+    [by_kind] = peak.values()
+    return MemoryPeak({kind.value: int(n) for kind, n in by_kind.items() if isinstance(kind, Enum)})
+
+
+def _dtype_name(dtype: torch.dtype | None) -> str | None:
+    return None if dtype is None else str(dtype).removeprefix("torch.")

@@ -79,7 +79,8 @@ class StochasticRoundingAdamW(torch.optim.Optimizer):
         beta1, beta2 = group["betas"]
         lr, eps, decay = group["lr"], group["eps"], group["weight_decay"]
         bias1, bias2 = 1 - beta1**step, 1 - beta2**step
-        tensors = (param, param.grad, state["exp_avg"], state["exp_avg_sq"])
+        # under FSDP the tensors are DTensors: the update is elementwise, so each rank updates its shard
+        tensors = [_local(t) for t in (param, param.grad, state["exp_avg"], state["exp_avg_sq"])]
         # chunks of the flattened tensors: a 1B-parameter embedding needs no 4 GB temporaries
         for weight, grad, exp_avg, exp_avg_sq in zip(*(t.view(-1).split(CHUNK) for t in tensors)):
             grad32 = grad.float()
@@ -90,3 +91,8 @@ class StochasticRoundingAdamW(torch.optim.Optimizer):
             _store(exp_avg, mean)
             _store(exp_avg_sq, square)
             _store(weight, new_weight)
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of an FSDP DTensor (sharing its storage), or the tensor itself."""
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor

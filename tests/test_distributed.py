@@ -22,8 +22,16 @@ from forgetbench.errors import ForgetbenchError
 from forgetbench.results import read_results
 from tests.conftest import ROOT, SMALL, _command, run_cli
 
-# two micro-batches per optimizer step: one per process under torchrun, both in one process alone
-TWO_MICRO_BATCHES = [*SMALL, "train.grad_accum=2", "keep_checkpoint=true", "threads=1"]
+# two micro-batches per optimizer step: one per process under torchrun, both in one process alone;
+# 40 steps a task, so that a signal can land inside one
+TWO_MICRO_BATCHES = [
+    *SMALL,
+    "train.grad_accum=2",
+    "train.steps=40",
+    "train.log_every=1",
+    "keep_checkpoint=true",
+    "threads=1",
+]
 RUN = ("results", "tiny_world", "tiny_decoder-full-seed0")
 
 
@@ -83,23 +91,20 @@ def test_fsdp_shards_the_model_over_two_processes_and_trains_as_one_process_does
     one_process, tmp_path, cache_dir
 ) -> None:
     """FSDP2 on CPU (gloo), float32 compute to compare: the checkpoint is gathered whole to rank 0
-    (measured within 2.5e-4 of the one-process weights after 24 steps at lr 1e-3)."""
+    (measured within 2.8e-6 of the one-process weights after 120 steps at lr 1e-3; tiny_encdec,
+    more chaotic at that lr, within 3.2e-6 after 3 steps and 1.0e-2 after 120)."""
     args = [*TWO_MICRO_BATCHES, "distributed=fsdp", "distributed.param_dtype=float32"]
     done = run_torchrun(args, tmp_path, cache_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rank 0/2 on cpu (fsdp)" in tmp_path.joinpath(*RUN, "__main__.log").read_text()
-    assert_same_run(tmp_path, one_process, weight_tolerance=2e-3)
+    assert_same_run(tmp_path, one_process, weight_tolerance=1e-3)
 
 
-def test_a_stop_on_one_rank_stops_every_rank_inside_the_task_and_resumes(tmp_path, cache_dir) -> None:
+def test_a_stop_on_one_rank_stops_every_rank_inside_the_task_and_resumes(one_process, tmp_path, cache_dir) -> None:
     """SIGUSR1 to rank 1 alone (a signal reaches the ranks at different moments): the ranks agree after
     the step in progress, rank 0 writes the mid-task checkpoint, every rank stops; the rerun continues
     inside the task and ends with the table and weights of an uninterrupted run."""
-    args = [*TWO_MICRO_BATCHES, "train.steps=40", "train.log_every=1"]
-    reference = tmp_path / "reference"
-    done = run_cli(args, reference, cache_dir)
-    assert done.returncode == 0, done.stderr[-3000:]
-
+    args = TWO_MICRO_BATCHES
     root = tmp_path / "stopped"
     log = root.joinpath(*RUN, "__main__.log")
     stderr = tmp_path / "stderr.txt"
@@ -124,7 +129,7 @@ def test_a_stop_on_one_rank_stops_every_rank_inside_the_task_and_resumes(tmp_pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     [continued] = [int(n) for n in re.findall(r"step 2/3 continues at optimizer step (\d+)", log.read_text())]
     assert continued == saved[-1]
-    assert_same_run(root, reference, weight_tolerance=1e-5)
+    assert_same_run(root, one_process, weight_tolerance=1e-5)
 
 
 def _children(pid: int) -> list[int]:
@@ -159,3 +164,22 @@ def test_methods_that_copy_the_weights_are_refused_under_fsdp(monkeypatch) -> No
     processes = Processes(DistributedConfig(strategy="fsdp"))
     with pytest.raises(ForgetbenchError, match="method=ewc keeps whole copies of the weights, which FSDP shards"):
         processes.wrap(torch.nn.Linear(2, 2), "ewc", fsdp_ready=False)
+
+
+def test_a_slurm_job_with_several_tasks_is_one_multi_process_run(monkeypatch) -> None:
+    """hydra/launcher=slurm with tasks_per_node=2: each task exports torch.distributed's variables
+    from Slurm's before the run starts (no Slurm here: its environment is set as sbatch would)."""
+    from hydra_plugins.forgetbench_launchers.forgetbench_launchers import SlurmLauncher
+    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+
+    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1"}
+    slurm |= {"SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_PROCID": "1", "SLURM_LOCALID": "1"}
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    seen = {}
+    monkeypatch.setattr(submitit_launcher.SlurmLauncher, "__call__", lambda self, *args: seen.update(os.environ))
+    SlurmLauncher.__new__(SlurmLauncher)([], "", 0, "4242", {})
+    assert (seen["RANK"], seen["WORLD_SIZE"], seen["LOCAL_RANK"], seen["MASTER_ADDR"]) == ("1", "2", "1", "gpu07")
+    assert Processes().rank == 1 and Processes().distributed

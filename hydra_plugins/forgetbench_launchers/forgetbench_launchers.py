@@ -8,7 +8,10 @@ submits them to a Slurm cluster. Both are submitit's launchers; what is added he
   function by value and never imports ``forgetbench.__main__``);
 - a local job gets its share of the machine: its CPU affinity is set to its block of the cores
   (so ``threads=auto`` divides them among the parallel jobs instead of oversubscribing them all),
-  and, where several GPUs are visible, one GPU (round-robin).
+  and, where several GPUs are visible, one GPU (round-robin);
+- a Slurm job with several tasks (``tasks_per_node`` > 1: one process per GPU) is one multi-process
+  run: each task exports torch.distributed's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+  MASTER_PORT) from Slurm's, as torchrun would, and ``forgetbench.distributed`` takes it from there.
 """
 
 from __future__ import annotations
@@ -51,3 +54,11 @@ class LocalLauncher(submitit_launcher.LocalLauncher):
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """submitit's Slurm launcher (Slurm gives each job its own cores and GPUs); imported by the job,
     so forgetbench's resolvers are registered there."""
+
+    def __call__(self, sweep_overrides, job_dir_key, job_num, job_id, singleton_state) -> JobReturn:
+        import submitit
+
+        if submitit.JobEnvironment().num_tasks > 1:
+            # every task sees all of the node's GPUs and takes cuda:LOCAL_RANK (forgetbench.distributed)
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        return super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
