@@ -169,8 +169,9 @@ def test_methods_that_copy_the_weights_are_refused_under_fsdp(monkeypatch) -> No
 def test_a_slurm_job_with_several_tasks_is_one_multi_process_run(monkeypatch) -> None:
     """hydra/launcher=slurm with tasks_per_node=2: each task exports torch.distributed's variables
     from Slurm's before the run starts (no Slurm here: its environment is set as sbatch would)."""
-    from hydra_plugins.forgetbench_launchers.forgetbench_launchers import SlurmLauncher
     from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+
+    from hydra_plugins.forgetbench_launchers.forgetbench_launchers import SlurmLauncher
 
     slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1"}
     slurm |= {"SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_PROCID": "1", "SLURM_LOCALID": "1"}
