@@ -210,7 +210,18 @@ class Processes:
         return get_optimizer_state_dict(model, optimizer, options=options)
 
     def load_optimizer_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
-        """Restore :meth:`optimizer_state` (every rank read the whole state; FSDP keeps its shard)."""
+        """Restore :meth:`optimizer_state` (every rank read the whole state; FSDP keeps its shard).
+
+        FSDP's whole state is keyed by parameter name, a one-device optimizer's by position: a
+        checkpoint taken inside a task resumes under the strategy it was written with (with any
+        number of processes); the weights resume under any."""
+        by_name = any(isinstance(key, str) for key in state.get("state", {}))
+        if by_name != self.sharded and state.get("state"):
+            written = "distributed=fsdp" if by_name else "one process or distributed=ddp"
+            raise ForgetbenchError(
+                f"the checkpoint's optimizer state was written under {written}; resume the run the same way "
+                "(any number of processes), or remove the run's checkpoint/ folder to rerun it from step 0"
+            )
         if not self.sharded:
             optimizer.load_state_dict(state)
             return

@@ -184,3 +184,15 @@ def test_a_slurm_job_with_several_tasks_is_one_multi_process_run(monkeypatch) ->
     SlurmLauncher.__new__(SlurmLauncher)([], "", 0, "4242", {})
     assert (seen["RANK"], seen["WORLD_SIZE"], seen["LOCAL_RANK"], seen["MASTER_ADDR"]) == ("1", "2", "1", "gpu07")
     assert Processes().rank == 1 and Processes().distributed
+
+
+def test_an_fsdp_optimizer_state_is_not_loaded_into_one_process() -> None:
+    """FSDP keys its whole optimizer state by parameter name, torch's optimizer by position."""
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    by_name = {"state": {"weight": {"step": torch.tensor(1.0)}}, "param_groups": [{"params": ["weight", "bias"]}]}
+    with pytest.raises(ForgetbenchError, match="written under distributed=fsdp; resume the run the same way"):
+        Processes().load_optimizer_state(model, optimizer, by_name)
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    Processes().load_optimizer_state(model, optimizer, optimizer.state_dict())  # its own layout loads
