@@ -3,8 +3,8 @@
 Errors a user can fix print as one line and exit with status 2; a run that
 failed before writing any result leaves no run directory behind, and a rerun
 refused because its directory holds another config's run touches nothing there.
-SIGTERM, Ctrl-C (SIGINT) and SIGUSR1 stop a run with one line saying what is kept and how
-to resume, and exit 143, 130 and 138 (128 + the signal), as shells report a signal's end.
+SIGTERM, Ctrl-C (SIGINT), SIGUSR1 and SIGUSR2 stop a run with one line saying what is kept and how
+to resume, and exit 143, 130, 138 and 140 (128 + the signal), as shells report a signal's end.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Stopping a run on a signal: SIGTERM (a scheduler, ``kill``), SIGINT (Ctrl-C) and SIGUSR1
-(what Slurm sends ahead of a time limit when asked to with ``--signal=USR1@SECONDS``).
+"""Stopping a run on a signal: SIGTERM (a scheduler, ``kill``), SIGINT (Ctrl-C), SIGUSR1 (what
+Slurm sends ahead of a time limit when asked to with ``--signal=USR1@SECONDS``) and SIGUSR2
+(submitit's warning under ``hydra/launcher=slurm`` or ``local``; the launcher then requeues the job).
 
 Outside training, the handler raises :class:`RunStopped` in the main thread at once, as Ctrl-C
 raises KeyboardInterrupt. Inside training (:func:`stops_deferred`), it only records the request:
@@ -20,13 +21,13 @@ from collections.abc import Iterator
 
 from forgetbench.errors import RunStopped
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 _requested: int | None = None
 _deferred = False
 
 
 def install_stop_handlers() -> None:
-    """Make SIGTERM, SIGINT and SIGUSR1 stop the run with :class:`RunStopped` (main thread only)."""
+    """Make SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 stop the run with :class:`RunStopped` (main thread only)."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _request_stop)
 

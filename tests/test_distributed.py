@@ -177,8 +177,9 @@ def test_a_slurm_job_with_several_tasks_is_one_multi_process_run(monkeypatch) ->
     slurm |= {"SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_PROCID": "1", "SLURM_LOCALID": "1"}
     for name, value in slurm.items():
         monkeypatch.setenv(name, value)
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(name, "")  # recorded, so that what the launcher exports is undone after the test
+        monkeypatch.delenv(name)
     seen = {}
     monkeypatch.setattr(submitit_launcher.SlurmLauncher, "__call__", lambda self, *args: seen.update(os.environ))
     SlurmLauncher.__new__(SlurmLauncher)([], "", 0, "4242", {})

@@ -9,6 +9,10 @@ submits them to a Slurm cluster. Both are submitit's launchers; what is added he
 - a local job gets its share of the machine: its CPU affinity is set to its block of the cores
   (so ``threads=auto`` divides them among the parallel jobs instead of oversubscribing them all),
   and, where several GPUs are visible, one GPU (round-robin);
+- submitit's warning before a time limit or a preemption (SIGUSR2) stops the run as forgetbench's
+  other stop signals do (the optimizer step in progress ends, a mid-task checkpoint is written), and
+  only then does submitit requeue the job, which resumes inside the task. Left to submitit alone,
+  the job would be requeued at once, from wherever training was;
 - a Slurm job with several tasks (``tasks_per_node`` > 1: one process per GPU) is one multi-process
   run: each task exports torch.distributed's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
   MASTER_PORT) from Slurm's, as torchrun would, and ``forgetbench.distributed`` takes it from there.
@@ -17,7 +21,8 @@ submits them to a Slurm cluster. Both are submitit's launchers; what is added he
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import signal
+from collections.abc import Callable, Sequence
 
 from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
@@ -48,7 +53,8 @@ class LocalLauncher(submitit_launcher.LocalLauncher):
         gpus = [gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu]
         if gpus:  # before torch first touches CUDA in this process
             os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-        return super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+        job = super().__call__
+        return _requeue_after_stop(lambda: job(sweep_overrides, job_dir_key, job_num, job_id, singleton_state))
 
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
@@ -61,4 +67,20 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         if submitit.JobEnvironment().num_tasks > 1:
             # every task sees all of the node's GPUs and takes cuda:LOCAL_RANK (forgetbench.distributed)
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        return super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+        job = super().__call__
+        return _requeue_after_stop(lambda: job(sweep_overrides, job_dir_key, job_num, job_id, singleton_state))
+
+
+def _requeue_after_stop(job: Callable[[], JobReturn]) -> JobReturn:
+    """Run the job; if SIGUSR2 stopped it, hand over to submitit's own handler for that signal (saved
+    here, before forgetbench's stop handlers replace it), which resubmits this launcher's call and
+    requeues the job (Slurm: ``scontrol requeue``; local: the controller restarts it)."""
+    from forgetbench.stopping import requested_stop
+
+    submitits_handler = signal.getsignal(signal.SIGUSR2)
+    try:
+        return job()
+    except SystemExit:  # forgetbench's stop: the step ended, a mid-task checkpoint is written
+        if requested_stop() == signal.SIGUSR2 and callable(submitits_handler):
+            submitits_handler(signal.SIGUSR2, None)  # checkpoints, requeues and exits (rank 0 only)
+        raise
