@@ -19,7 +19,7 @@ from enum import Enum
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, PretrainedConfig
 
-from forgetbench.training import TrainConfig, autocast, build_optimizer
+from forgetbench.training import TrainConfig, autocast, build_optimizer, lm_loss
 
 GIB = 1 << 30
 
@@ -91,7 +91,7 @@ def traced_training_peak(
                 for _ in range(micro_batches):
                     tracker.reset_mod_stats()  # per-module stats only; the peak is kept
                     with autocast(torch.device("cpu"), train.autocast):
-                        loss = model(**batch).loss
+                        loss = lm_loss(model, batch, train)
                     loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -158,7 +158,7 @@ def traced_fsdp_peak(
                 for _ in range(micro_batches):
                     tracker.reset_mod_stats()
                     with autocast(torch.device("cpu"), train.autocast):
-                        loss = model(**batch).loss
+                        loss = lm_loss(model, batch, train)
                     loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
