@@ -47,7 +47,9 @@ def chunked_lm_loss(
     else:
         targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE)  # position t predicts token t + 1
     with _output_layer_skipped(head):
-        hidden = (forward or model)(**inputs).logits  # the output layer's input: what it would have turned into logits
+        hidden = (model if forward is None else forward)(
+            **inputs
+        ).logits  # the output layer's input: what it would have turned into logits
     keep = targets.reshape(-1) != IGNORE
     hidden, targets = hidden.reshape(-1, hidden.shape[-1])[keep], targets.reshape(-1)[keep]
     total = hidden.new_zeros((), dtype=torch.float32)

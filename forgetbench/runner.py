@@ -112,6 +112,7 @@ class Recipe:
         self.method = build(self.cfg.method, "method")
         self.train_config = build(self.cfg.train, "train")
         self.suite = build(self.cfg.eval, "eval")
+        self.processes.config = build(self.cfg.distributed, "distributed")
         self.bridge = LmEvalBridge(self.suite, self.stream, tokenizer)
         self.bridge.check_data()
         self.loaded = model_source.load(self.processes.start(resolve_device(self.cfg.device)))
@@ -322,7 +323,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, on_accept: Callable[[], None]
             before anything is built: the entry point records the config there. A directory
             holding another config's run, or in use by another process, is refused before it.
     """
-    processes = Processes(build(cfg.distributed, "distributed") if "distributed" in cfg else None)
+    processes = Processes()  # which rank this is (from the launcher's environment); its config comes in setup
     recipe = Recipe(cfg, run_dir, processes)
     # a second process on this directory stops here, having written nothing; the other ranks of this
     # run are not second writers (they write nothing)

@@ -15,6 +15,7 @@ import functools
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -58,6 +59,8 @@ class TrainConfig:
         fused_loss: apply the output layer and the cross-entropy in chunks of tokens, recomputed in
             the backward pass (``forgetbench.chunked_loss``): no micro-batch holds its full logits
             (8.2 GB in fp32 for 16 × 512 tokens of BLOOM's 250,880-word vocabulary). Same loss.
+        compile: run the forward passes through ``torch.compile`` (compiled once per model and
+            reused by every task; a new padded length may recompile, then shapes are marked dynamic).
         log_every: steps between progress lines.
         checkpoint_every_minutes: write a mid-task checkpoint this often (null: only on a stop
             signal); not part of the config hash.
@@ -78,6 +81,7 @@ class TrainConfig:
     reset_optimizer: bool = True
     autocast: Literal["bfloat16", "float16"] | None = None
     fused_loss: bool = False
+    compile: bool = False
     log_every: Positive = 50
     checkpoint_every_minutes: PositiveFloat | None = None
 
@@ -215,7 +219,8 @@ def train_on_task(
         module: what the forward passes call: ``model``'s DDP wrapper under DDP (default: ``model``).
     """
     processes = processes or Processes()
-    module = module or model
+    module = model if module is None else module  # (not `module or model`: a compiled module has no truth value)
+    module = compiled(module) if config.compile else module
     if config.fused_loss and processes.sharded:
         raise ForgetbenchError(
             "train.fused_loss=true applies the output layer outside the model's forward pass, where FSDP "
@@ -276,11 +281,22 @@ def train_on_task(
     return TaskResult(step, loss_value, tokens + counted, time.perf_counter() - start), optimizer
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # not a module attribute: that would
+# register the compiled wrapper as a submodule, and its weights twice in the state dict
+
+
+def compiled(module: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(module)``, one per module, so that every task reuses one compilation."""
+    if module not in _COMPILED:
+        _COMPILED[module] = torch.compile(module)
+    return _COMPILED[module]
+
+
 def lm_loss(model: PreTrainedModel, batch: dict, config: TrainConfig, module: torch.nn.Module | None = None):
     """The batch's language-model loss: the model's own, or chunked (``train.fused_loss``); the same value."""
     if config.fused_loss:
         return chunked_lm_loss(model, batch, forward=module)
-    return (module or model)(**batch).loss
+    return (model if module is None else module)(**batch).loss
 
 
 def _restore(

@@ -65,3 +65,20 @@ def test_training_with_the_chunked_loss_follows_the_plain_loop() -> None:
     changed = max((weights[0][n] - tiny_model("llama", TEXTS)[0].state_dict()[n]).abs().max() for n in weights[0])
     assert changed > 1e-3  # the steps moved the weights
     assert max((weights[0][n] - weights[1][n]).abs().max() for n in weights[0]) < 1e-5
+
+
+def test_a_compiled_training_step_follows_the_eager_loop() -> None:
+    """train.compile=true: the same weights after 2 steps (tolerance 1e-4: compiled kernels may fuse
+    and reorder floating-point work), and the state dict keeps its names (the compiled wrapper is no submodule)."""
+    from forgetbench.training import train_on_task
+
+    rows = Dataset.from_list([{"prompt": t, "response": t.split()[-1]} for t in TEXTS])
+    weights = []
+    for compile_steps in (False, True):
+        model, tokenizer = tiny_model("llama", TEXTS)
+        train_on_task(
+            model, tokenizer, rows, TrainConfig(steps=2, batch_size=4, lr=1e-3, compile=compile_steps), seed=0
+        )
+        weights.append(model.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert max((weights[0][n] - weights[1][n]).abs().max() for n in weights[0]) < 1e-4
