@@ -84,21 +84,26 @@ def traced_training_peak(
         batch = _fake_batch(config, train.batch_size, train.max_length, target_length)
         tracker = MemTracker()
         tracker.track_external(model, optimizer)
-        # two optimizer steps: the first allocates the optimizer's states; in the second, with
-        # accumulation, a micro-batch runs while weights, gradients and states are all held
         with tracker:
-            for micro_batches in (1, min(train.grad_accum, 2)):
-                for _ in range(micro_batches):
-                    tracker.reset_mod_stats()  # per-module stats only; the peak is kept
-                    with autocast(torch.device("cpu"), train.autocast):
-                        loss = lm_loss(model, batch, train)
-                    loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+            _two_steps(model, optimizer, batch, train, tracker, min(train.grad_accum, 2))
         peak = tracker.get_tracker_snapshot("peak")
     [by_kind] = peak.values()  # one (fake CPU) device
     # keys are MemTracker's kinds (str enums) plus a plain "Total", which is left out
     return MemoryPeak({kind.value: int(n) for kind, n in by_kind.items() if isinstance(kind, Enum)})
+
+
+def _two_steps(model, optimizer, batch: dict, train: TrainConfig, tracker, micro_batches: int) -> None:
+    """Two optimizer steps as training runs them: the first allocates the optimizer's states; in the
+    second, with accumulation (``micro_batches`` > 1), a micro-batch runs while weights, gradients
+    and states are all held."""
+    for steps_micro_batches in (1, micro_batches):
+        for _ in range(steps_micro_batches):
+            tracker.reset_mod_stats()  # per-module stats only; the peak is kept
+            with autocast(torch.device("cpu"), train.autocast):
+                loss = lm_loss(model, batch, train)
+            loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
 
 def _fake_batch(config: PretrainedConfig, batch_size: int, length: int, target_length: int) -> dict:
@@ -154,14 +159,7 @@ def traced_fsdp_peak(
         tracker = FSDPMemTracker(model, optimizer)
         tracker.track_inputs(tuple(batch.values()))
         with tracker:
-            for micro_batches in (1, min(train.grad_accum // gpus, 2) or 1):
-                for _ in range(micro_batches):
-                    tracker.reset_mod_stats()
-                    with autocast(torch.device("cpu"), train.autocast):
-                        loss = lm_loss(model, batch, train)
-                    loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+            _two_steps(model, optimizer, batch, train, tracker, min(train.grad_accum // gpus, 2) or 1)
         peak = tracker.get_tracker_snapshot("peak")
     [by_kind] = peak.values()
     return MemoryPeak({kind.value: int(n) for kind, n in by_kind.items() if isinstance(kind, Enum)})

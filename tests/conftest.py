@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,33 @@ def compose(overrides: list[str]):
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides)
+
+
+INSIDE_TASK_2 = re.compile(r"\[step 2/3 count\] step (1\d|2\d)/40")  # well inside the second of 40-step tasks
+
+
+def wait_inside_task_2(process: subprocess.Popen, logs: Callable[[], list[Path]]) -> Path:
+    """Wait until a run's log (the first of ``logs()``) shows training well inside its second task;
+    returns that log. Fails if the run ends first (it could then not be stopped there)."""
+    deadline = time.time() + 300
+    found: list[Path] = []
+    while time.time() < deadline and process.poll() is None:
+        found = [log for log in logs() if log.exists()]
+        if found and INSIDE_TASK_2.search(found[0].read_text()):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None and found, "the run ended before it could be stopped"
+    return found[0]
+
+
+def running_processes() -> list[tuple[int, int, bytes]]:
+    """(pid, parent pid, command line) of every process this user can see."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit():
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                found.append((int(proc.name), parent, (proc / "cmdline").read_bytes()))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +19,7 @@ from safetensors.torch import load_file
 from forgetbench.distributed import DistributedConfig, Processes
 from forgetbench.errors import ForgetbenchError
 from forgetbench.results import read_results
-from tests.conftest import ROOT, SMALL, _command, run_cli
+from tests.conftest import ROOT, SMALL, _command, run_cli, running_processes, wait_inside_task_2
 
 # two micro-batches per optimizer step: one per process under torchrun, both in one process alone;
 # 40 steps a task, so that a signal can land inside one
@@ -110,14 +109,9 @@ def test_a_stop_on_one_rank_stops_every_rank_inside_the_task_and_resumes(one_pro
     stderr = tmp_path / "stderr.txt"
     with stderr.open("w") as err:
         process = subprocess.Popen(torchrun(args, root, cache_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        inside = re.compile(r"\[step 2/3 count\] step (1\d|2\d)/40")  # well inside the second task
-        deadline = time.time() + 300
-        while time.time() < deadline and process.poll() is None:
-            if log.exists() and inside.search(log.read_text()):
-                break
-            time.sleep(0.02)
-        assert process.poll() is None, "the run ended before it could be stopped"
-        [rank_1] = [pid for pid in _children(process.pid) if _rank(pid) == 1]
+        wait_inside_task_2(process, lambda: [log])
+        workers = [pid for pid, parent, _ in running_processes() if parent == process.pid]  # torchrun's
+        [rank_1] = [pid for pid in workers if _rank(pid) == 1]
         os.kill(rank_1, signal.SIGUSR1)
         process.wait(timeout=120)
     text = log.read_text()
@@ -130,18 +124,6 @@ def test_a_stop_on_one_rank_stops_every_rank_inside_the_task_and_resumes(one_pro
     [continued] = [int(n) for n in re.findall(r"step 2/3 continues at optimizer step (\d+)", log.read_text())]
     assert continued == saved[-1]
     assert_same_run(root, one_process, weight_tolerance=1e-5)
-
-
-def _children(pid: int) -> list[int]:
-    """The worker processes torchrun started (its children)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
 
 
 def _rank(pid: int) -> int | None:

@@ -6,14 +6,13 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from forgetbench.hardware import share_of_cores
 from forgetbench.results import read_items, read_results
-from tests.conftest import SMALL, run_cli, start_cli
+from tests.conftest import SMALL, run_cli, running_processes, start_cli, wait_inside_task_2
 
 GENERAL = {"tiny_world_knowledge", "tiny_world_continuation", "tiny_world_reading"}
 STREAM = {"stream_translate", "stream_count", "stream_reverse"}
@@ -132,13 +131,7 @@ def test_a_run_stopped_inside_a_task_continues_there(stop, extra, uninterrupted,
     root = tmp_path / "stopped"
     log = root.joinpath(*RUN, "__main__.log")
     process = start_cli([*LONGER, *extra], root, cache_dir, stderr=tmp_path / "stderr.txt")
-    inside = re.compile(r"\[step 2/3 count\] step (1\d|2\d)/40")  # well inside the second task
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if log.exists() and inside.search(log.read_text()):
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run ended before it could be stopped"
+    wait_inside_task_2(process, lambda: [log])
     process.send_signal(stop)
     process.wait(timeout=120)
     text = log.read_text()
@@ -166,36 +159,16 @@ def test_submitits_warning_signal_stops_inside_the_task_and_the_requeued_job_con
     uninterrupted run."""
     root = tmp_path / "requeued"
     process = start_cli(["-m", "hydra/launcher=local", *LONGER], root, cache_dir, stderr=tmp_path / "stderr.txt")
-    inside = re.compile(r"\[step 2/3 count\] step (1\d|2\d)/40")
-    deadline = time.time() + 300
-    logs: list = []
-    while time.time() < deadline and process.poll() is None:
-        logs = list(root.glob("results/tiny_world/multirun/*/__main__.log"))
-        if logs and inside.search(logs[0].read_text()):
-            break
-        time.sleep(0.02)
-    assert process.poll() is None and logs, "the job ended before it could be stopped"
-    ours = [(pid, command) for pid, command in _processes() if str(root).encode() in command]
+    log = wait_inside_task_2(process, lambda: list(root.glob("results/tiny_world/multirun/*/__main__.log")))
+    ours = [(pid, command) for pid, _, command in running_processes() if str(root).encode() in command]
     [job] = [pid for pid, command in ours if b"submitit.core._submit" in command]
     os.kill(job, signal.SIGUSR2)
     process.wait(timeout=300)
     assert process.returncode == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
-    text = logs[0].read_text()
+    text = log.read_text()
     [saved] = [int(n) for n in re.findall(r"mid-task checkpoint: step 2/3 at optimizer step (\d+)", text)]
     [continued] = [int(n) for n in re.findall(r"step 2/3 continues at optimizer step (\d+)", text)]
     assert continued == saved and 10 <= saved < 40
     job_logs = "".join(p.read_text() for p in root.glob("results/tiny_world/multirun/.submitit/*/*_log.err"))
     assert "Caught signal SIGUSR2" in job_logs, job_logs[-3000:]  # submitit's handler ran, after forgetbench's stop
     pd.testing.assert_frame_equal(_table(root).drop(columns="run_id"), _table(uninterrupted).drop(columns="run_id"))
-
-
-def _processes() -> list[tuple[int, bytes]]:
-    """(pid, command line) of every process this user can see."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit():
-                found.append((int(proc.name), (proc / "cmdline").read_bytes()))
-        except OSError:
-            continue
-    return found
