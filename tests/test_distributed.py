@@ -151,21 +151,18 @@ def test_methods_that_copy_the_weights_are_refused_under_fsdp(monkeypatch) -> No
 def test_a_slurm_job_with_several_tasks_is_one_multi_process_run(monkeypatch) -> None:
     """hydra/launcher=slurm with tasks_per_node=2: each task exports torch.distributed's variables
     from Slurm's before the run starts (no Slurm here: its environment is set as sbatch would)."""
-    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
-
-    from hydra_plugins.forgetbench_launchers.forgetbench_launchers import SlurmLauncher
+    from hydra_plugins.forgetbench_launchers.forgetbench_launchers import export_torch_distributed_environment
 
     slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1"}
     slurm |= {"SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_PROCID": "1", "SLURM_LOCALID": "1"}
     for name, value in slurm.items():
         monkeypatch.setenv(name, value)
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.setenv(name, "")  # recorded, so that what the launcher exports is undone after the test
+        monkeypatch.setenv(name, "")  # recorded, so that what the export sets is undone after the test
         monkeypatch.delenv(name)
-    seen = {}
-    monkeypatch.setattr(submitit_launcher.SlurmLauncher, "__call__", lambda self, *args: seen.update(os.environ))
-    SlurmLauncher.__new__(SlurmLauncher)([], "", 0, "4242", {})
-    assert (seen["RANK"], seen["WORLD_SIZE"], seen["LOCAL_RANK"], seen["MASTER_ADDR"]) == ("1", "2", "1", "gpu07")
+    export_torch_distributed_environment()
+    exported = tuple(os.environ[name] for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"))
+    assert exported == ("1", "2", "1", "gpu07")
     assert Processes().rank == 1 and Processes().distributed
 
 

@@ -81,9 +81,10 @@ class TinyWorldModel:
 
     def cache_key(self) -> str:
         shape = {k: v for k, v in asdict(self).items() if k not in ("name", "cache_dir", "world", "pretrain")}
-        pretrain = {
-            k: v for k, v in asdict(self.pretrain).items() if k != "checkpoint_every_minutes"
-        }  # changes no weight
+        # when to checkpoint changes no weight; the loss's chunking and compilation change only rounding
+        # (their switches came after the shipped base model, whose key stays what it was)
+        unkeyed = ("checkpoint_every_minutes", "fused_loss", "compile")
+        pretrain = {k: v for k, v in asdict(self.pretrain).items() if k not in unkeyed}
         return stable_hash({"world": world_key(self.world), "shape": shape, "pretrain": pretrain})
 
     def resolve_path(self, device: torch.device | None = None) -> str:

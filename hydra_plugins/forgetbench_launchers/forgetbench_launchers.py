@@ -62,13 +62,18 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     so forgetbench's resolvers are registered there."""
 
     def __call__(self, sweep_overrides, job_dir_key, job_num, job_id, singleton_state) -> JobReturn:
-        import submitit
-
-        if submitit.JobEnvironment().num_tasks > 1:
-            # every task sees all of the node's GPUs and takes cuda:LOCAL_RANK (forgetbench.distributed)
-            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        export_torch_distributed_environment()
         job = super().__call__
         return _requeue_after_stop(lambda: job(sweep_overrides, job_dir_key, job_num, job_id, singleton_state))
+
+
+def export_torch_distributed_environment() -> None:
+    """In a Slurm job of several tasks, set torch.distributed's variables from Slurm's (as torchrun
+    would); every task sees all of the node's GPUs and takes cuda:LOCAL_RANK (forgetbench.distributed)."""
+    import submitit
+
+    if submitit.JobEnvironment().num_tasks > 1:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
 def _requeue_after_stop(job: Callable[[], JobReturn]) -> JobReturn:
