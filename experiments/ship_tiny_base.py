@@ -1,7 +1,7 @@
 """Pretrain the default tiny base models and copy them into the package (forgetbench/tiny/pretrained/).
 
-    python experiments/ship_tiny_base.py                  # tiny_decoder, the default experiment's model
-    python experiments/ship_tiny_base.py --models tiny_decoder tiny_encdec
+    python experiments/ship_tiny_base.py                  # tiny_decoder (the default) and tiny_encdec
+    python experiments/ship_tiny_base.py --models tiny_decoder     # one of them
 
 Run it after changing the default world, a tiny model's shape or its pretraining: the shipped copy is
 keyed by the same hash as the cache, so a stale one is never used (it is pretrained instead), and
@@ -26,7 +26,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["tiny_decoder"], help="options of the model group")
+    parser.add_argument("--models", nargs="+", default=["tiny_decoder", "tiny_encdec"], help="model group options")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
         for name in args.models:

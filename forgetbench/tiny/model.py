@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURES = ("decoder", "encoder-decoder")
 # Base models pretrained once and shipped in the package, under the same cache key the cache uses
-# (experiments/ship_tiny_base.py writes them). The default experiment then starts from the same
-# weights on every machine (pretraining on another CPU rounds differently and lands elsewhere) and
-# skips two thirds of its cold start; any other shape, world or pretraining is pretrained here.
+# (experiments/ship_tiny_base.py writes them: tiny_decoder, the default's, and tiny_encdec). The
+# default experiment and the architecture comparison then start from the same weights on every
+# machine (pretraining on another CPU rounds differently and lands elsewhere) and skip two thirds
+# of their cold start; any other shape, world or pretraining is pretrained here.
 SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
