@@ -57,6 +57,7 @@ def config_hash(cfg: DictConfig) -> str:
     masked = OmegaConf.to_container(cfg, resolve=False)
     masked["paths"] = {key: f"<paths.{key}>" for key in cfg.paths}
     masked["train"].pop("checkpoint_every_minutes", None)  # when to checkpoint changes no result
+    masked["eval"].pop("token_budget", None)  # nor how the fast engine batches (tests/test_fast_engine.py)
     resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)
     return stable_hash({k: v for k, v in resolved.items() if k not in UNHASHED_KEYS})
 

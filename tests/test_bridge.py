@@ -26,16 +26,17 @@ def _items(n: int = 12) -> list[dict]:
     return items
 
 
+@pytest.mark.parametrize("engine", ["fast", "lm_eval"])
 @pytest.mark.parametrize("kind", ["llama", "mt5"])
-def test_bridge_accuracy_equals_direct_scoring(kind: str, tmp_path) -> None:
+def test_bridge_accuracy_equals_direct_scoring(kind: str, engine: str, tmp_path) -> None:
     items = _items()
     data = tmp_path / "probe.jsonl"
     write_jsonl(data, items)
     write_task_yaml(local_task_config("probe_mc", data, "multiple_choice"), tmp_path / "tasks")
     model, tokenizer = tiny_model(kind, WORDS + ["question", ":", "?", "answer"])
-    suite = EvalSuite(name="probe", tasks=["probe_mc"], include_path=[str(tmp_path / "tasks")], batch_size=4)
+    suite = EvalSuite("probe", ["probe_mc"], include_path=[str(tmp_path / "tasks")], batch_size=4, engine=engine)
     bridge = LmEvalBridge(suite, [])
-    bridge.evaluate(LoadedModel("probe", model, tokenizer))  # the first call builds lm-eval's HFLM
+    bridge.evaluate(LoadedModel("probe", model, tokenizer))  # the first call builds the engine
     model.train()  # as after a training step; mT5 has dropout, so scoring in train mode would differ
     evaluation = bridge.evaluate(LoadedModel("probe", model, tokenizer))
     assert model.training, "the bridge must leave the model in train mode"

@@ -1,8 +1,11 @@
 """The one door to lm-evaluation-harness: score an in-memory model on a list of tasks.
 
 Design choices, each for a reason:
-- HFLM wraps the model object and tokenizer we train, so no weights go to disk
-  between steps; the causal or seq2seq backend follows the model's config.
+- The engine (``eval.engine``) answers lm-eval's requests for the model object and tokenizer we
+  train, so no weights go to disk between steps; the causal or seq2seq backend follows the
+  model's config. ``fast`` (:mod:`.fast_engine`) builds each task's requests once per run and
+  shares contexts between their continuations; ``lm_eval`` is lm-eval's own HF backend (HFLM)
+  as it is, the reference the fast engine is tested against.
 - The TaskManager is built once per run (indexing task folders is slow).
 - lm-eval's request cache is never used: its key ignores the weights, so it
   would return step 0's answers at every later step.
@@ -35,6 +38,7 @@ from packaging.version import Version
 from transformers import PreTrainedTokenizerBase
 
 from forgetbench.errors import ForgetbenchError
+from forgetbench.evaluation.fast_engine import fast_lm_class
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import local_task_config, stream_task_config, write_rows, write_task_yaml
 from forgetbench.hub_mirror import datasets_from
@@ -67,14 +71,22 @@ def _no_git_hash() -> None:
     return None
 
 
-def _silence_git_probe() -> None:
-    """lm-eval stamps every result with ``git describe`` of the working directory, run with its
-    stderr inherited, so each evaluation outside a git checkout prints "fatal: not a git
-    repository" into the run's output. forgetbench never reads that stamp (its rows carry the
-    config hash), and lm-eval has no option to skip it: the probe is replaced by a silent one."""
+def _no_env_info(results: dict) -> None:
+    return None
+
+
+def _silence_run_stamps() -> None:
+    """lm-eval stamps every result with ``git describe`` of the working directory and with
+    torch's environment report. The first runs with its stderr inherited, so each evaluation
+    outside a git checkout prints "fatal: not a git repository" into the run's output; the second
+    starts a dozen subprocesses (``pip list`` among them), about 0.6 s per task and evaluation,
+    more than scoring a tiny-world task takes. forgetbench never reads either (its rows carry the
+    config hash, its run record the environment), and lm-eval has no option to skip them: both
+    probes are replaced by silent ones."""
     import lm_eval.evaluator
 
     lm_eval.evaluator.get_git_commit_hash = _no_git_hash
+    lm_eval.evaluator.add_env_info = _no_env_info
 
 
 @functools.cache
@@ -164,6 +176,8 @@ class LmEvalBridge:
             self.entries.append(_Entry(path.stem, str(path), None, task.name))
         self._lm = None  # one HFLM per model object: it holds a reference, training updates it in place
         self._built: dict[int, object] = {}  # built lm-eval Task/Group per entry: data loaded once per run
+        self._build_seconds = 0.0  # building requests since the last evaluation's time line
+        self.last_times: tuple[float, float, float] | None = None  # fast engine: prepare, model, score seconds
 
     def _check_known(self, names: list[str]) -> None:
         known = set(self.task_manager.all_tasks)
@@ -188,9 +202,10 @@ class LmEvalBridge:
         """
         from lm_eval import simple_evaluate
 
-        _silence_git_probe()
+        _silence_run_stamps()
         lm = self._wrap(loaded)
         scores, items = [], []
+        evaluation_start = time.perf_counter()
         # HFLM calls eval() once, when built; training has switched dropout (and gradient
         # checkpointing, which breaks cached generation) back on since
         loaded.model.eval()
@@ -226,7 +241,19 @@ class LmEvalBridge:
                 log.info(f"[{label}] eval {index}/{len(self.entries)} {entry.name}: {main} ({seconds:.1f}s)")
         finally:
             loaded.model.train()
+        if self.suite.engine == "fast":
+            self._log_times(label, time.perf_counter() - evaluation_start)
         return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
+
+    def _log_times(self, label: str, seconds: float) -> None:
+        """How one evaluation's time split: preparing requests, the model, scoring (lm-eval's
+        metrics and everything else)."""
+        times = self._lm.reset_times()
+        prepare = times.prepare + self._build_seconds
+        self._build_seconds = 0.0
+        score = max(seconds - prepare - times.model, 0.0)
+        self.last_times = (prepare, times.model, score)
+        log.info(f"[{label}] eval {seconds:.1f}s: prepare {prepare:.1f}s, model {times.model:.1f}s, score {score:.1f}s")
 
     def check_data(self) -> None:
         """Build every task now (its data is loaded once and kept for every step) and check the rows
@@ -243,14 +270,39 @@ class LmEvalBridge:
         if index not in self._built:
             loaded = self.task_manager.load([entry.spec])
             self._built[index] = loaded["groups"].get(entry.name) or loaded["tasks"].get(entry.name) or entry.spec
+            if self.suite.engine == "fast":
+                for task in _leaf_tasks(self._built[index]):
+                    self._build_requests_once(task)
         return self._built[index]
+
+    def _build_requests_once(self, task) -> None:
+        """The task's requests (documents, prompts, few-shot contexts) are built at its first
+        evaluation and reused, answers cleared, at every later one: they do not depend on the
+        weights. lm-eval's evaluator rebuilds them on every call and has no option to keep them
+        in memory (its ``cache_requests`` pickles them to disk and reloads them each time), so the
+        task's ``build_all_requests`` is replaced on this one object."""
+        build = task.build_all_requests
+
+        def build_once(**kwargs) -> None:
+            if getattr(task, "_instances", None) is not None:
+                for instance in task.instances:  # new containers: earlier samples keep theirs
+                    instance.resps, instance.filtered_resps = [], {}
+                return
+            start = time.perf_counter()
+            build(**kwargs)
+            self._build_seconds += time.perf_counter() - start
+
+        task.build_all_requests = build_once
 
     def _wrap(self, loaded: LoadedModel):
         if self._lm is None or self._lm.model is not loaded.model:
             backend = "seq2seq" if loaded.model.config.is_encoder_decoder else "causal"
-            self._lm = _hflm_class()(
-                pretrained=loaded.model, tokenizer=loaded.tokenizer, backend=backend, batch_size=self.suite.batch_size
-            )
+            kwargs = {"pretrained": loaded.model, "tokenizer": loaded.tokenizer, "backend": backend}
+            kwargs["batch_size"] = self.suite.batch_size
+            if self.suite.engine == "fast":
+                self._lm = fast_lm_class()(token_budget=self.suite.token_budget, **kwargs)
+            else:
+                self._lm = _hflm_class()(**kwargs)
         self._lm.progress_bars = sys.stderr.isatty()
         return self._lm
 

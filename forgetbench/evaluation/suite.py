@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from forgetbench.data.file_task import FileTask, file_tasks
 from forgetbench.evaluation.task_configs import TASKS_DIR
@@ -20,7 +21,13 @@ class EvalSuite:
             ``{task: NAME, num_fewshot: K}`` to set its shots.
         num_fewshot: shots for entries that do not set their own (null: the task's default).
         limit: items per task (null: all); for smoke runs.
-        batch_size: lm-eval batch size.
+        engine: what answers lm-eval's requests: ``fast`` (forgetbench's engine: requests built
+            once per run, shared contexts, token-budget batches) or ``lm_eval`` (lm-eval's HF
+            backend as it is). Both score the same items with the same prompts and metrics.
+        token_budget: the fast engine's tokens through the model per batch (halved on
+            out-of-memory; results do not depend on it).
+        batch_size: lm-eval's HF backend's batch size (``engine: lm_eval``; it also sets the
+            size of HFLM's rolling-window batches under the fast engine).
         include_path: extra folders of task YAMLs (a suite built by a factory, such as the tiny
             world's, puts its own generated tasks here).
         categories: category -> task names, for per-category forgetting (a task's
@@ -37,6 +44,8 @@ class EvalSuite:
     tasks: list
     num_fewshot: NonNegative | None = None
     limit: Positive | None = None
+    engine: Literal["fast", "lm_eval"] = "fast"
+    token_budget: Positive = 16384
     batch_size: Positive = 64
     include_path: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)

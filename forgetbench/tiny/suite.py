@@ -33,6 +33,8 @@ def tiny_world_suite(
     tasks: list,
     num_fewshot: int | None = None,
     limit: int | None = None,
+    engine: str = "fast",
+    token_budget: int = 16384,
     batch_size: int = 64,
     include_path: list[str] | None = None,
     categories: dict[str, list[str]] | None = None,
@@ -43,7 +45,8 @@ def tiny_world_suite(
     Args:
         world: the world whose tasks are scored.
         cache_dir: where generated worlds are kept.
-        name, tasks, num_fewshot, limit, batch_size, include_path, categories, files: as for
+        name, tasks, num_fewshot, limit, engine, token_budget, batch_size, include_path,
+            categories, files: as for
             :class:`EvalSuite`; the world's task folder is added to ``include_path``.
     """
     world_files = materialize_world(world, cache_dir)
@@ -53,6 +56,8 @@ def tiny_world_suite(
         tasks=tasks,
         num_fewshot=num_fewshot,
         limit=limit,
+        engine=engine,
+        token_budget=token_budget,
         batch_size=batch_size,
         include_path=[*(include_path or []), str(world_files.tasks_dir)],
         categories=categories or {},
