@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import logging
 import os
@@ -288,6 +289,14 @@ class Recipe:
             for s in evaluation.scores
         ]
 
+    def close(self) -> None:
+        """Let go of the DDP wrapper, then leave the process group. The wrapper's reducer holds the
+        group; freed only after the group was destroyed (when the recipe went out of scope), gloo's
+        destructor waited forever on its worker threads and the process never exited."""
+        self.module = None
+        gc.collect()  # the wrapper sits in reference cycles (hooks): free it now, not at some later collection
+        self.processes.stop()
+
     def log_summary(self) -> None:
         """Log each general task's curve and its forgetting (start, final, drop, FG)."""
         rows = self.table.read()
@@ -341,4 +350,4 @@ def run_experiment(cfg: DictConfig, run_dir: Path, on_accept: Callable[[], None]
             recipe.setup()
             recipe.run()
         finally:
-            processes.stop()
+            recipe.close()

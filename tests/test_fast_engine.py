@@ -183,3 +183,34 @@ def test_sampling_tasks_are_refused_with_the_way_out() -> None:
     request = Instance("generate_until", {}, ("red cat", {"until": ["\n"], "do_sample": True}), 0)
     with pytest.raises(ForgetbenchError, match="eval.engine=lm_eval"):
         _lm("fast", loaded).generate_until([request])
+
+
+def test_out_of_memory_halves_the_budget_and_scores_every_item(task_folder, monkeypatch) -> None:
+    """An out-of-memory error on a batch of several contexts halves the token budget and scores
+    the batch in halves; the answers are those of an unhindered run."""
+    loaded = _random_model("llama")
+    expected = _items(_suite(task_folder, "fast", 0), loaded)
+    bridge = LmEvalBridge(_suite(task_folder, "fast", 0), [])
+    bridge.evaluate(loaded)
+    scorer = bridge._lm.scorer
+    causal, failures = scorer._causal, []
+
+    def out_of_memory_once(batch):
+        if len(batch) > 1 and not failures:
+            failures.append(len(batch))
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return causal(batch)
+
+    monkeypatch.setattr(scorer, "_causal", out_of_memory_once)
+    items = bridge.evaluate(loaded).items.sort_values(["eval_task", "doc_id"], ignore_index=True)
+    assert failures and scorer.token_budget == 16384 // 2
+    assert items["pred"].tolist() == expected["pred"].tolist()
+    np.testing.assert_allclose(np.array(items["logliks"].tolist()), np.array(expected["logliks"].tolist()), atol=1e-5)
+
+
+def test_shared_prefix_fraction_counts_the_prefix_tree() -> None:
+    from forgetbench.evaluation.shared_context import shared_prefix_fraction
+
+    # tokens 3 + 3 + 1 = 7; the tree shares [1, 2] of the second context: 2 / 7
+    assert shared_prefix_fraction([[1, 2, 3], [1, 2, 4], [5], [1, 2, 3]]) == pytest.approx(2 / 7)
+    assert shared_prefix_fraction([[1], [2]]) == 0.0

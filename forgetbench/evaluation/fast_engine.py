@@ -71,6 +71,10 @@ def fast_lm_class():
             pad = self.tokenizer.pad_token_id
             return pad if pad is not None else self.tokenizer.eos_token_id
 
+        def contexts(self) -> list[tuple[int, ...]]:
+            """Every distinct context of the log-likelihood requests seen so far (for measurements)."""
+            return [group.context for groups in self._groups.values() for group in groups]
+
         def reset_times(self) -> EngineTimes:
             """The times since the last reset (the model's, read from the scorer's timer)."""
             self.times.model, self._timer.model = self._timer.model, 0.0
