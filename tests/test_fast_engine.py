@@ -214,3 +214,12 @@ def test_shared_prefix_fraction_counts_the_prefix_tree() -> None:
     # tokens 3 + 3 + 1 = 7; the tree shares [1, 2] of the second context: 2 / 7
     assert shared_prefix_fraction([[1, 2, 3], [1, 2, 4], [5], [1, 2, 3]]) == pytest.approx(2 / 7)
     assert shared_prefix_fraction([[1], [2]]) == 0.0
+
+
+def test_the_engine_is_in_the_config_hash_and_the_token_budget_is_not() -> None:
+    """Rows record which engine scored them (through the config hash); the budget changes no result."""
+    from forgetbench.runner import config_hash
+
+    fast = config_hash(compose(["eval.engine=fast"]))
+    assert config_hash(compose(["eval.engine=lm_eval"])) != fast
+    assert config_hash(compose(["eval.token_budget=512"])) == fast

@@ -4,7 +4,9 @@ with what to do, and doing it recovers the run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
 
 import pandas as pd
@@ -127,7 +129,13 @@ def test_a_second_process_on_a_running_run_is_refused(tmp_path, cache_dir) -> No
     while time.time() < deadline and first.poll() is None and not (run_dir / "status.json").exists():
         time.sleep(0.05)
     assert first.poll() is None, "the first run ended before the second could start"
-    second = run_cli(longer, tmp_path, cache_dir)
+    # paused while the second starts (seconds of imports), so a fast first run cannot finish before
+    # it; a paused process keeps its lock
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = run_cli(longer, tmp_path, cache_dir)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     line = _error_line(second)
     assert f"{run_dir} is in use by host" in line and f"pid {first.pid}" in line
     assert first.wait(timeout=600) == 0
