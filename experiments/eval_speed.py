@@ -5,7 +5,10 @@
 
 Both engines score the same model on the same items in one run, through the bridge as a run
 does: a first evaluation (requests built, tokenized) and a later one (what every step after step 0
-costs). Columns: wall seconds, items/s, per-item agreement with lm-eval (the same chosen answer;
+costs). On the tiny world a third row, ``before``, is the lm_eval engine as the bridge ran it
+before the fast engine existed (lm-eval's git and environment stamps at every call, which the
+bridge now skips for both engines). Columns: wall seconds, items/s, speed-up of the fast engine
+over lm_eval in the same run and over ``before``, per-item agreement with lm-eval (the same chosen answer;
 items whose top two choices lie within 1e-4 are counted apart as ties), and the fast engine's
 split of its time into prepare / model / score (lm-eval's metrics and the rest). "prefix shareable":
 the share of the fast engine's context tokens that repeat a prefix of another context (what a
@@ -26,6 +29,7 @@ Workloads:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import random
 import sys
@@ -41,6 +45,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import forgetbench.evaluation.lm_eval_bridge as bridge_module  # noqa: E402
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge  # noqa: E402
 from forgetbench.evaluation.shared_context import shared_prefix_fraction  # noqa: E402
 from forgetbench.evaluation.suite import EvalSuite  # noqa: E402
@@ -132,14 +137,34 @@ def tiny_world_case(arch: str):
     return build(cfg.eval, "eval"), stream, source.load(torch.device("cpu"))
 
 
+@contextlib.contextmanager
+def run_stamps_kept():
+    """The bridge as it was before the fast engine: lm-eval's git and environment stamps run at
+    every call (``_silence_run_stamps`` skipped), the one other change its lm_eval path got."""
+    import lm_eval.evaluator
+    import lm_eval.loggers.utils
+
+    silence = bridge_module._silence_run_stamps
+    bridge_module._silence_run_stamps = lambda: None
+    lm_eval.evaluator.add_env_info = lm_eval.loggers.utils.add_env_info
+    lm_eval.evaluator.get_git_commit_hash = lm_eval.loggers.utils.get_git_commit_hash
+    try:
+        yield
+    finally:
+        bridge_module._silence_run_stamps = silence
+
+
 def measure(suite: EvalSuite, stream: list, loaded: LoadedModel, engine: str, budget: int) -> list[dict]:
-    """A first and a later evaluation of ``loaded`` by ``engine``; one row each."""
-    suite.engine, suite.token_budget = engine, budget
+    """A first and a later evaluation of ``loaded`` by ``engine`` (``before``: lm_eval as the bridge
+    ran it before the fast engine); one row each."""
+    before = engine == "before"
+    suite.engine, suite.token_budget = "lm_eval" if before else engine, budget
     bridge = LmEvalBridge(suite, stream)
     rows = []
     for when in ("first", "later"):
         start = time.perf_counter()
-        evaluation = bridge.evaluate(loaded, f"{engine} {when}")
+        with run_stamps_kept() if before else contextlib.nullcontext():
+            evaluation = bridge.evaluate(loaded, f"{engine} {when}")
         seconds = time.perf_counter() - start
         times = bridge.last_times
         row = {"engine": engine, "eval": when, "wall s": seconds, "items": len(evaluation.items)}
@@ -161,16 +186,20 @@ def agreement(fast: pd.DataFrame, reference: pd.DataFrame) -> tuple[float, int]:
     return float(same[~ties].mean()), int(ties.sum())
 
 
-def run_case(name: str, suite, stream, loaded, budget: int, table: list[dict]) -> None:
+def run_case(name: str, suite, stream, loaded, budget: int, table: list[dict], before: bool) -> None:
     logging.getLogger(__name__).info(f"measuring {name}")
+    old = measure(suite, stream, loaded, "before", budget) if before else [{}, {}]
     reference = measure(suite, stream, loaded, "lm_eval", budget)
     fast = measure(suite, stream, loaded, "fast", budget)
-    for ref_row, fast_row in zip(reference, fast, strict=True):
+    for old_row, ref_row, fast_row in zip(old, reference, fast, strict=True):
         agree, ties = agreement(fast_row["_items"], ref_row["_items"])
-        for row in (ref_row, fast_row):
+        rows = [r for r in (old_row, ref_row, fast_row) if r]
+        for row in rows:
             row |= {"workload": name, "items/s": row["items"] / row["wall s"]}
         fast_row |= {"agree": agree, "ties": ties, "speed-up": ref_row["wall s"] / fast_row["wall s"]}
-        table += [ref_row, fast_row]
+        if old_row:
+            fast_row["vs before"] = old_row["wall s"] / fast_row["wall s"]
+        table += rows
 
 
 def main() -> None:
@@ -192,7 +221,7 @@ def main() -> None:
     if not args.skip_tiny_world:
         for arch in ("decoder", "encdec"):
             suite, stream, loaded = tiny_world_case(arch)
-            run_case(f"tiny world, {arch}", suite, stream, loaded, args.token_budget, table)
+            run_case(f"tiny world, {arch}", suite, stream, loaded, args.token_budget, table, before=True)
     if shapes != "none":
         folder = Path(tempfile.mkdtemp(prefix="forgetbench-eval-speed-"))
         tasks, texts = real_shape_workloads(folder, args.mmlu_items, args.fewshot_items, args.hellaswag_items)
@@ -205,13 +234,13 @@ def main() -> None:
                 suite = EvalSuite(name=task, tasks=[entry], include_path=[str(folder / "tasks")], batch_size=64)
                 loaded = LoadedModel(shape_name, model, tokenizer)
                 with autocast:
-                    run_case(f"{shape_name}, {task}", suite, [], loaded, args.token_budget, table)
+                    run_case(f"{shape_name}, {task}", suite, [], loaded, args.token_budget, table, before=False)
     print_table(table, device)
 
 
 def print_table(table: list[dict], device: torch.device) -> None:
     columns = ["workload", "engine", "eval", "items", "wall s", "items/s", "prepare s", "model s", "score s"]
-    columns += ["speed-up", "agree", "ties", "prefix shareable"]
+    columns += ["speed-up", "vs before", "agree", "ties", "prefix shareable"]
     frame = pd.DataFrame(table)[[c for c in columns if c in pd.DataFrame(table)]]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"\n# eval engines on {name}")
