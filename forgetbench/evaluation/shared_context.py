@@ -142,18 +142,18 @@ class ContextScorer:
             start = end
 
     def _score_batch(self, batch: list[ContextGroup]) -> list[list[tuple[float, bool]]]:
-        while True:
-            try:
-                return self._seq2seq(batch) if self.seq2seq else self._causal(batch)
-            except torch.OutOfMemoryError:
-                if len(batch) == 1 or self.token_budget == 1:
-                    raise
-                self.token_budget //= 2
-                torch.cuda.empty_cache()
-                log.warning(f"out of memory: eval token budget halved to {self.token_budget}; retrying")
-                # the batch is split by the caller's next budget; here: score it in halves
-                half = len(batch) // 2
-                return self._score_batch(batch[:half]) + self._score_batch(batch[half:])
+        """One batch's scores; out of memory, the budget is halved (for the batches still to
+        come) and this batch is scored in two halves, each retried the same way."""
+        try:
+            return self._seq2seq(batch) if self.seq2seq else self._causal(batch)
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            self.token_budget = max(self.token_budget // 2, 1)
+            torch.cuda.empty_cache()
+            log.warning(f"out of memory: eval token budget halved to {self.token_budget}; retrying the batch")
+            half = len(batch) // 2
+            return self._score_batch(batch[:half]) + self._score_batch(batch[half:])
 
     def _causal(self, batch: list[ContextGroup]) -> list[list[tuple[float, bool]]]:
         device = self.model.device
