@@ -42,7 +42,8 @@ def chunked_lm_loss(
     labels = batch["labels"]
     inputs = {key: value for key, value in batch.items() if key != "labels"}
     if model.config.is_encoder_decoder:
-        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        if "decoder_input_ids" not in inputs:  # (a packed batch brings its own, shifted per example)
+            inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=labels)
         targets = labels
     else:
         targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE)  # position t predicts token t + 1

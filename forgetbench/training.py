@@ -16,7 +16,7 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,10 +24,12 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetbench import packing
 from forgetbench.chunked_loss import chunked_lm_loss
 from forgetbench.distributed import Processes
 from forgetbench.errors import ForgetbenchError, RunStopped, TrainingDiverged
 from forgetbench.optim import StochasticRoundingAdamW
+from forgetbench.packing import MicroBatch
 from forgetbench.stopping import requested_stop, stops_deferred
 from forgetbench.validation import InvalidValue, NonNegative, NonNegativeFloat, Positive, PositiveFloat, check_fields
 
@@ -61,6 +63,11 @@ class TrainConfig:
             (8.2 GB in fp32 for 16 × 512 tokens of BLOOM's 250,880-word vocabulary). Same loss.
         compile: run the forward passes through ``torch.compile`` (compiled once per model and
             reused by every task; a new padded length may recompile, then shapes are marked dynamic).
+        packing: fill rows of ``max_length`` tokens with whole examples, each attending only to
+            itself (``forgetbench.packing``); a step still trains on batch_size × grad_accum
+            examples, in rows of up to ``batch_size`` rows a micro-batch, and its loss is the mean
+            over the step's labelled tokens. Off: padded micro-batches of ``batch_size`` examples,
+            the loss a mean of micro-batch means.
         log_every: steps between progress lines.
         checkpoint_every_minutes: write a mid-task checkpoint this often (null: only on a stop
             signal); not part of the config hash.
@@ -82,6 +89,7 @@ class TrainConfig:
     autocast: Literal["bfloat16", "float16"] | None = None
     fused_loss: bool = False
     compile: bool = False
+    packing: bool = False
     log_every: Positive = 50
     checkpoint_every_minutes: PositiveFloat | None = None
 
@@ -134,14 +142,40 @@ def make_loader(
     config: TrainConfig,
     batch_size: int,
     seed: int,
+    collate: Callable[[list[dict]], object] | None = None,
 ) -> torch.utils.data.DataLoader:
-    """Padded, shuffled batches of ``examples``; the order depends on ``seed`` alone."""
+    """Shuffled batches of ``examples``, padded (or as ``collate`` makes them); the order depends on ``seed`` alone."""
     data = tokenize_pairs(examples, tokenizer, model.config.is_encoder_decoder, config)
-    collate = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
+    collate = collate or DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
     generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(
         data, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator
     )
+
+
+def step_batches(
+    examples: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    model: PreTrainedModel,
+    config: TrainConfig,
+    seed: int,
+    processes: Processes,
+) -> Iterator[list[MicroBatch]]:
+    """Each optimizer step's micro-batches, endlessly; which examples a step sees depends on ``seed``
+    alone, packed or not (``batch_size`` × ``grad_accum`` of them, drawn as padded micro-batches are)."""
+    if not config.packing:
+        batches = _endless(make_loader(examples, tokenizer, model, config, config.batch_size, seed))
+        while True:
+            step = [next(batches) for _ in range(config.grad_accum)]
+            yield [MicroBatch(b, 1 / config.grad_accum, int(b["attention_mask"].sum())) for b in step]
+    family = packing.isolation(model, processes.world_size)
+    start_id = model.config.decoder_start_token_id if family == "encoder_decoder" else None
+    draws = _endless(make_loader(examples, tokenizer, model, config, config.batch_size, seed, collate=list))
+    while True:
+        step = [example for _ in range(config.grad_accum) for example in next(draws)]
+        yield packing.split_step(
+            step, family, config.max_length, config.batch_size, tokenizer.pad_token_id, start_id, processes.world_size
+        )
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total: int):
@@ -227,35 +261,37 @@ def train_on_task(
             "holds only its shard; set train.fused_loss=false under distributed=fsdp"
         )
     device = next(model.parameters()).device
-    loader = make_loader(examples, tokenizer, model, config, config.batch_size, seed)
+    family = packing.isolation(model, processes.world_size) if config.packing else None
+    steps = step_batches(examples, tokenizer, model, config, seed, processes)
     total = config.total_steps(len(examples))
-    local_accum = processes.split_step(config.grad_accum)
+    if not config.packing:
+        processes.split_step(config.grad_accum)  # refuses a grad_accum the processes cannot share evenly
     if optimizer is None or config.reset_optimizer or resume is not None:
         optimizer = build_optimizer(model, config)
     scheduler = _scheduler(optimizer, config, total)
     model.train()
-    batches = _endless(loader)
-    step, tokens = _restore(resume, optimizer, scheduler, batches, config.grad_accum, processes, model)
+    step, tokens = _restore(resume, optimizer, scheduler, steps, processes, model)
     first, counted, start, loss_value = step, 0, time.perf_counter(), float("nan")
     with stops_deferred():  # a stop signal ends the run after the step in progress (and its checkpoint)
         while step < total:
-            # 1) accumulate gradients over the step's micro-batches (this rank's share of them)
-            done_here = 0
-            for micro_batch in range(config.grad_accum):
-                batch = next(batches)  # every rank draws every micro-batch: the one-process order
-                counted += int(batch["attention_mask"].sum())
-                if not processes.runs(micro_batch):
-                    continue
-                done_here += 1
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with processes.no_sync(module, syncing=done_here == local_accum):
-                    with autocast(device, config.autocast):
-                        loss = lm_loss(model, batch, config, module)
+            # 1) accumulate gradients over the step's micro-batches (this rank's share of them), each
+            # weighted by its share of the step's loss; DDP averages over the ranks, hence × world size
+            micro_batches = next(steps)  # every rank draws every micro-batch: the one-process order
+            counted += sum(micro.tokens for micro in micro_batches)
+            mine = [micro for index, micro in enumerate(micro_batches) if processes.runs(index)]
+            step_loss = 0.0
+            for done_here, micro in enumerate(mine, start=1):
+                batch = {k: v.to(device) for k, v in micro.batch.items()}
+                with processes.no_sync(module, syncing=done_here == len(mine)):
+                    with autocast(device, config.autocast), _model_inputs(model, batch, family) as inputs:
+                        loss = lm_loss(model, inputs, config, module)
                     extra = extra_loss(model) if extra_loss else None
                     if extra is not None:
                         loss = loss + extra
-                    (loss / local_accum).backward()
-            loss_value = processes.mean(float(loss.detach()))
+                    scale = micro.weight * processes.world_size
+                    (loss * scale).backward()
+                    step_loss += float(loss.detach()) * scale
+            loss_value = processes.mean(step_loss)
             if not math.isfinite(loss_value):
                 raise TrainingDiverged(f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}")
             # 2) clip, step, schedule
@@ -300,17 +336,22 @@ def lm_loss(model: PreTrainedModel, batch: dict, config: TrainConfig, module: to
 
 
 def _restore(
-    resume: TaskProgress | None, optimizer, scheduler, batches, grad_accum: int, processes: Processes, model
+    resume: TaskProgress | None, optimizer, scheduler, steps: Iterator, processes: Processes, model
 ) -> tuple[int, int]:
     """Continue a task from a mid-task checkpoint: the saved optimizer and schedule states, and the
-    batches already trained on skipped (their order depends on the seed alone). Returns (step, tokens)."""
+    steps already trained skipped (their batches depend on the seed alone). Returns (step, tokens)."""
     if resume is None:
         return 0, 0
     processes.load_optimizer_state(model, optimizer, resume.optimizer)
     scheduler.load_state_dict(resume.scheduler)
-    for _ in range(resume.step * grad_accum):
-        next(batches)
+    for _ in range(resume.step):
+        next(steps)
     return resume.step, resume.tokens
+
+
+def _model_inputs(model: PreTrainedModel, batch: dict, family: str | None):
+    """The forward pass's inputs: a padded batch as it is, a packed one with its family's isolation."""
+    return contextlib.nullcontext(batch) if family is None else packing.forward_inputs(model, batch, family)
 
 
 def autocast(device: torch.device, dtype: str | None):

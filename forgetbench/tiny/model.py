@@ -86,6 +86,8 @@ class TinyWorldModel:
         # (their switches came after the shipped base model, whose key stays what it was)
         unkeyed = ("checkpoint_every_minutes", "fused_loss", "compile")
         pretrain = {k: v for k, v in asdict(self.pretrain).items() if k not in unkeyed}
+        if not pretrain["packing"]:  # packing weighs the loss by tokens across micro-batches: keyed when on
+            del pretrain["packing"]
         return stable_hash({"world": world_key(self.world), "shape": shape, "pretrain": pretrain})
 
     def resolve_path(self, device: torch.device | None = None) -> str:
