@@ -190,8 +190,8 @@ def forward_inputs(model: PreTrainedModel, batch: dict[str, torch.Tensor], famil
             yield inputs
     else:
         documents, decoder_documents = batch["document_ids"], batch["decoder_document_ids"]
-        encoder = model.get_encoder()
-        encoded = encoder(input_ids=batch["input_ids"], attention_mask=additive_mask(documents, documents, False, dtype))
+        encoder_mask = additive_mask(documents, documents, causal=False, dtype=dtype)
+        encoded = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=encoder_mask)
         padding = decoder_documents[:, :, None] == -1  # padding queries see every key: no row of the mask is empty
         cross = additive_mask(decoder_documents, documents, causal=False, dtype=dtype, also=padding)
         yield {
