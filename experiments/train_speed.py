@@ -3,12 +3,14 @@
     python experiments/train_speed.py            # a GPU when there is one: the real model shapes
     python experiments/train_speed.py --tiny     # tiny shapes (the default without a GPU): shows the script works
 
-Rows: the plain loop as it is (`train.fused_loss=false train.compile=false`), + the chunked loss
-(`train.fused_loss`), + `torch.compile` (`train.compile`), for the 1.1B BLOOM shape (BLOOMZ-1b1),
-the 1.2B mT0 shape (mT0-large) and a Llama shape, at the micro-batch of their model configs.
-Random-init weights of the real configs (no Hub), fp32 weights with bf16 autocast on a GPU, as
-train=luo2023 runs them. Examples are instruction-sized: prompts of 40-250 tokens and responses of
-10-100, padded per micro-batch as the loop pads them (packing is not built yet).
+Rows: the plain loop as it is (`train.packing=false train.fused_loss=false train.compile=false`),
++ packing (`train.packing`), + the chunked loss (`train.fused_loss`), + `torch.compile`
+(`train.compile`), for the 1.1B BLOOM shape (BLOOMZ-1b1), the 1.2B mT0 shape (mT0-large) and a
+Llama shape, at the micro-batch of their model configs. Random-init weights of the real configs (no
+Hub), fp32 weights with bf16 autocast on a GPU, as train=luo2023 runs them. The same
+instruction-sized examples for every row (prompts of 40-250 tokens, responses of 10-100): padded
+per micro-batch of ``batch_size`` examples as the loop pads them, or packed into ``batch_size``
+rows of 512 tokens as ``train.packing`` packs them.
 
 - tokens/s counts real tokens only: non-padding input tokens (and, encoder-decoder, label tokens);
 - MFU = 6 · parameters · tokens/s / the device's dense bf16 peak (H100/H200 SXM: 989 TFLOPS);
@@ -26,6 +28,7 @@ from dataclasses import replace
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
+from forgetbench.packing import forward_inputs, isolation, split_step
 from forgetbench.training import TrainConfig, autocast, build_optimizer, compiled, lm_loss
 
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s, by device name
@@ -47,9 +50,11 @@ TINY |= {"num_layers": 2, "intermediate_size": 128, "num_hidden_layers": 2, "num
 TINY |= {"num_key_value_heads": 4, "vocab_size": 4096}
 SWITCHES = [
     ("plain loop", {}),
-    ("+ fused loss", {"fused_loss": True}),
-    ("+ fused loss + compile", {"fused_loss": True, "compile": True}),
+    ("+ packing", {"packing": True}),
+    ("+ packing + fused loss", {"packing": True, "fused_loss": True}),
+    ("+ packing + fused loss + compile", {"packing": True, "fused_loss": True, "compile": True}),
 ]
+ROW_TOKENS = 512  # train=luo2023's max_length
 
 
 def model_of(shape: dict, tiny: bool, device: torch.device):
@@ -60,61 +65,74 @@ def model_of(shape: dict, tiny: bool, device: torch.device):
     return auto.from_config(config).to(device).train()
 
 
-def batches(config, batch_size: int, n: int, device: torch.device) -> list[dict]:
-    """``n`` padded micro-batches of instruction-sized examples (prompt 40-250, response 10-100 tokens)."""
+def examples(config, n: int) -> list[dict]:
+    """``n`` instruction-sized examples (prompt 40-250, response 10-100 tokens) as the loop tokenizes them."""
     rng = random.Random(0)
     out = []
     for _ in range(n):
-        pairs = [(rng.randint(40, 250), rng.randint(10, 100)) for _ in range(batch_size)]
-        out.append(_pad(config, pairs, rng, device))
+        prompt = [rng.randrange(3, config.vocab_size) for _ in range(rng.randint(40, 250))]
+        response = [rng.randrange(3, config.vocab_size) for _ in range(rng.randint(10, 100))]
+        if config.is_encoder_decoder:
+            out.append({"input_ids": prompt, "labels": response})
+        else:
+            out.append({"input_ids": prompt + response, "labels": [-100] * len(prompt) + response})
     return out
 
 
-def _pad(config, pairs, rng, device) -> dict:
-    vocab = config.vocab_size
-    if config.is_encoder_decoder:
-        width, target = max(p for p, _ in pairs), max(r for _, r in pairs)
-        ids = torch.zeros(len(pairs), width, dtype=torch.long)
-        mask, labels = torch.zeros_like(ids), torch.full((len(pairs), target), -100)
-        for row, (p, r) in enumerate(pairs):
-            ids[row, :p], mask[row, :p] = torch.randint(3, vocab, (p,)), 1
-            labels[row, :r] = torch.randint(3, vocab, (r,))
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
-    width = max(p + r for p, r in pairs)
-    ids = torch.zeros(len(pairs), width, dtype=torch.long)
-    mask, labels = torch.zeros_like(ids), torch.full((len(pairs), width), -100)
-    for row, (p, r) in enumerate(pairs):
-        tokens = torch.randint(3, vocab, (p + r,))
-        ids[row, : p + r], mask[row, : p + r], labels[row, p : p + r] = tokens, 1, tokens[p:]
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+def batches(model, train: TrainConfig, data: list[dict]) -> list[tuple[dict, int, str | None]]:
+    """Micro-batches of ``data`` as the loop makes them: (tensors, real tokens, packing family or None)."""
+    encoder_decoder = model.config.is_encoder_decoder
+    if not train.packing:
+        chunks = [data[i : i + train.batch_size] for i in range(0, len(data), train.batch_size)]
+        return [(_pad(chunk, encoder_decoder), _real(chunk, encoder_decoder), None) for chunk in chunks]
+    family = isolation(model)
+    start = model.config.decoder_start_token_id if encoder_decoder else None
+    packed = split_step(data, family, ROW_TOKENS, train.batch_size, 0, start, 1)
+    tokens = [micro.tokens + (int((micro.batch["labels"] != -100).sum()) if encoder_decoder else 0) for micro in packed]
+    return [(micro.batch, count, family) for micro, count in zip(packed, tokens)]
 
 
-def real_tokens(batch: dict, encoder_decoder: bool) -> int:
-    """Non-padding tokens: the inputs', and an encoder-decoder's labelled decoder tokens too."""
-    tokens = int(batch["attention_mask"].sum())
-    return tokens + int((batch["labels"] != -100).sum()) if encoder_decoder else tokens
+def _pad(chunk: list[dict], encoder_decoder: bool) -> dict:
+    width = max(len(e["input_ids"]) for e in chunk)
+    target = max(len(e["labels"]) for e in chunk)
+    ids, mask = torch.zeros(len(chunk), width, dtype=torch.long), torch.zeros(len(chunk), width, dtype=torch.long)
+    labels = torch.full((len(chunk), target), -100)
+    for row, example in enumerate(chunk):
+        n = len(example["input_ids"])
+        ids[row, :n], mask[row, :n] = torch.tensor(example["input_ids"]), 1
+        labels[row, : len(example["labels"])] = torch.tensor(example["labels"])
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def measure(model, train: TrainConfig, data: list[dict], warmup: int, device: torch.device) -> tuple[float, float]:
-    """(tokens/s, seconds) over ``data`` after ``warmup`` micro-batches, one optimizer step per micro-batch."""
+def _real(chunk: list[dict], encoder_decoder: bool) -> int:
+    """Non-padding tokens: the inputs', and an encoder-decoder's decoder tokens too."""
+    return sum(len(e["input_ids"]) + (len(e["labels"]) if encoder_decoder else 0) for e in chunk)
+
+
+def measure(model, train: TrainConfig, data: list, device: torch.device) -> float:
+    """Tokens/s over a second pass through ``data`` (the first warms up: compiles each shape, allocates),
+    one optimizer step per micro-batch."""
     optimizer = build_optimizer(model, train)
     module = compiled(model) if train.compile else model
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    tokens, start = 0, 0.0
-    for index, batch in enumerate(data):
-        if index == warmup:
-            _sync(device)
-            tokens, start = 0, time.perf_counter()
-        with autocast(device, train.autocast):
-            loss = lm_loss(model, batch, train, module)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens += real_tokens(batch, model.config.is_encoder_decoder)
-    _sync(device)
-    seconds = time.perf_counter() - start
-    return tokens / seconds, seconds
+    for _pass in ("warm-up", "timed"):
+        _sync(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        tokens, start = 0, time.perf_counter()
+        for batch, real, family in data:
+            batch = {key: value.to(device) for key, value in batch.items()}
+            with autocast(device, train.autocast):
+                if family is None:
+                    loss = lm_loss(model, batch, train, module)
+                else:
+                    with forward_inputs(model, batch, family) as inputs:
+                        loss = lm_loss(model, inputs, train, module)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            tokens += real
+        _sync(device)
+    return tokens / (time.perf_counter() - start)
 
 
 def _sync(device: torch.device) -> None:
@@ -132,29 +150,32 @@ def peak_flops(device: torch.device) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny shapes (default without a GPU)")
-    parser.add_argument("--steps", type=int, default=None, help="timed micro-batches (default: 20 GPU, 6 CPU)")
+    parser.add_argument("--examples", type=int, default=None, help="examples per row (default: 640 GPU, 96 CPU)")
     parser.add_argument("--models", nargs="*", default=list(SHAPES))
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tiny = args.tiny or device.type == "cpu"
-    steps, warmup = args.steps or (20 if device.type == "cuda" else 6), 3
+    n_examples = args.examples or (640 if device.type == "cuda" else 96)
     peak = peak_flops(device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device: {where}; {'tiny' if tiny else 'real'} shapes; {steps} timed micro-batches after {warmup}")
-    print("| model | parameters | micro-batch | loop | tokens/s | MFU | peak memory (GiB) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"device: {where}; {'tiny' if tiny else 'real'} shapes; {n_examples} examples, timed in a second pass")
+    print("| model | parameters | micro-batch | loop | micro-batches | tokens/s | MFU | peak memory (GiB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.models:
         shape, batch_size = SHAPES[name]
         for label, switches in SWITCHES:
             model = model_of(shape, tiny, device)
             train = replace(TrainConfig(steps=1, batch_size=batch_size, lr=1e-5), **switches)
             train.autocast = "bfloat16" if device.type == "cuda" else None
-            data = batches(model.config, batch_size, warmup + steps, device)
-            rate, _ = measure(model, train, data, warmup, device)
+            data = batches(model, train, examples(model.config, n_examples))
+            rate = measure(model, train, data, device)
             n = sum(p.numel() for p in model.parameters())
             mfu = f"{100 * 6 * n * rate / peak:.1f}%" if peak else "n/a"
             memory = f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f}" if device.type == "cuda" else "n/a"
-            print(f"| {name} | {n / 1e6:,.1f}M | {batch_size} | {label} | {rate:,.0f} | {mfu} | {memory} |", flush=True)
+            print(
+                f"| {name} | {n / 1e6:,.1f}M | {batch_size} | {label} | {len(data)} | {rate:,.0f} | {mfu} | {memory} |",
+                flush=True,
+            )
             del model
 
 

@@ -86,6 +86,19 @@ def test_two_ddp_processes_train_as_one_process_does(one_process, tmp_path, cach
     assert len(re.findall(r"step 1/3: fine-tuning", log)) == 1
 
 
+def test_packed_steps_split_over_two_ddp_processes_as_one_process_runs_them(tmp_path, cache_dir) -> None:
+    """train.packing=true: each step's rows are dealt to a number of micro-batches divisible by the
+    processes, and each micro-batch weighs by its share of the step's labelled tokens, so two DDP
+    processes train as one process does (tolerance 1e-5, as for the padded loop)."""
+    args = [*TWO_MICRO_BATCHES, "train.packing=true", "train.steps=6"]
+    alone = tmp_path / "alone"
+    done = run_cli(args, alone, cache_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_torchrun(args, tmp_path / "ddp", cache_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_run(tmp_path / "ddp", alone, weight_tolerance=1e-5)
+
+
 def test_fsdp_shards_the_model_over_two_processes_and_trains_as_one_process_does(
     one_process, tmp_path, cache_dir
 ) -> None:
