@@ -13,6 +13,7 @@ per micro-batch of ``batch_size`` examples as the loop pads them, or packed into
 rows of 512 tokens as ``train.packing`` packs them.
 
 - tokens/s counts real tokens only: non-padding input tokens (and, encoder-decoder, label tokens);
+- fill: real tokens over all token positions the micro-batches hold (padding is the rest);
 - MFU = 6 · parameters · tokens/s / the device's dense bf16 peak (H100/H200 SXM: 989 TFLOPS);
   n/a on a CPU;
 - peak memory: ``torch.cuda.max_memory_allocated`` on a GPU; n/a on a CPU.
@@ -104,6 +105,11 @@ def _pad(chunk: list[dict], encoder_decoder: bool) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def _positions(batch: dict, model) -> int:
+    """Token positions a micro-batch holds: its input rows' (and an encoder-decoder's label rows')."""
+    return batch["input_ids"].numel() + (batch["labels"].numel() if model.config.is_encoder_decoder else 0)
+
+
 def _real(chunk: list[dict], encoder_decoder: bool) -> int:
     """Non-padding tokens: the inputs', and an encoder-decoder's decoder tokens too."""
     return sum(len(e["input_ids"]) + (len(e["labels"]) if encoder_decoder else 0) for e in chunk)
@@ -159,8 +165,8 @@ def main() -> None:
     peak = peak_flops(device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {where}; {'tiny' if tiny else 'real'} shapes; {n_examples} examples, timed in a second pass")
-    print("| model | parameters | micro-batch | loop | micro-batches | tokens/s | MFU | peak memory (GiB) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | parameters | micro-batch | loop | micro-batches | fill | tokens/s | MFU | peak memory (GiB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
         shape, batch_size = SHAPES[name]
         for label, switches in SWITCHES:
@@ -169,13 +175,12 @@ def main() -> None:
             train.autocast = "bfloat16" if device.type == "cuda" else None
             data = batches(model, train, examples(model.config, n_examples))
             rate = measure(model, train, data, device)
+            fill = sum(real for _, real, _ in data) / sum(_positions(batch, model) for batch, _, _ in data)
             n = sum(p.numel() for p in model.parameters())
             mfu = f"{100 * 6 * n * rate / peak:.1f}%" if peak else "n/a"
             memory = f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f}" if device.type == "cuda" else "n/a"
-            print(
-                f"| {name} | {n / 1e6:,.1f}M | {batch_size} | {label} | {len(data)} | {rate:,.0f} | {mfu} | {memory} |",
-                flush=True,
-            )
+            cells = [name, f"{n / 1e6:,.1f}M", batch_size, label, len(data), f"{fill:.0%}", f"{rate:,.0f}", mfu, memory]
+            print("| " + " | ".join(map(str, cells)) + " |", flush=True)
             del model
 
 

@@ -7,7 +7,7 @@ Layers, lowest first; a module imports only from its own layer or below, and the
   (the processes of a multi-GPU run: DDP, FSDP)
 - data: the results table, model loading, checkpoints, streams (data only), users' table files and templates
   (``data``), the tiny world's generators
-- engines: the training loop (and its chunked loss), evaluation (the one door to lm-eval), metrics
+- engines: the training loop (its chunked loss and packing), evaluation (the one door to lm-eval), metrics
 - plug-ins: methods, the tiny world's model and suite factories, the memory tracer
 - recipe and reporting: the runner (one run) and reporting (across runs), neither importing the other
 - entry points: ``python -m forgetbench``, the console script, the command-line preflight and ``data-check``
@@ -47,7 +47,7 @@ LAYERS = [
         "tiny.tokenizer",
         "tiny.files",
     ],
-    ["training", "chunked_loss", "evaluation", "metrics"],
+    ["training", "chunked_loss", "packing", "evaluation", "metrics"],
     ["methods", "tiny.model", "tiny.suite", "memory"],
     ["runner", "reporting"],
     ["__main__", "cli", "preflight", "data.check", "data.__main__"],
