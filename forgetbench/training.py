@@ -160,15 +160,17 @@ def step_batches(
     config: TrainConfig,
     seed: int,
     processes: Processes,
+    family: str | None = None,
 ) -> Iterator[list[MicroBatch]]:
     """Each optimizer step's micro-batches, endlessly; which examples a step sees depends on ``seed``
-    alone, packed or not (``batch_size`` × ``grad_accum`` of them, drawn as padded micro-batches are)."""
-    if not config.packing:
+    alone, packed or not (``batch_size`` × ``grad_accum`` of them, drawn as padded micro-batches are).
+
+    ``family``: how packed examples are kept apart (``packing.isolation``); None: padded micro-batches."""
+    if family is None:
         batches = _endless(make_loader(examples, tokenizer, model, config, config.batch_size, seed))
         while True:
             step = [next(batches) for _ in range(config.grad_accum)]
             yield [MicroBatch(b, 1 / config.grad_accum, int(b["attention_mask"].sum())) for b in step]
-    family = packing.isolation(model, processes.world_size)
     start_id = model.config.decoder_start_token_id if family == "encoder_decoder" else None
     draws = _endless(make_loader(examples, tokenizer, model, config, config.batch_size, seed, collate=list))
     while True:
@@ -262,7 +264,7 @@ def train_on_task(
         )
     device = next(model.parameters()).device
     family = packing.isolation(model, processes.world_size) if config.packing else None
-    steps = step_batches(examples, tokenizer, model, config, seed, processes)
+    steps = step_batches(examples, tokenizer, model, config, seed, processes, family)
     total = config.total_steps(len(examples))
     if not config.packing:
         processes.split_step(config.grad_accum)  # refuses a grad_accum the processes cannot share evenly
@@ -279,7 +281,7 @@ def train_on_task(
             micro_batches = next(steps)  # every rank draws every micro-batch: the one-process order
             counted += sum(micro.tokens for micro in micro_batches)
             mine = [micro for index, micro in enumerate(micro_batches) if processes.runs(index)]
-            step_loss = 0.0
+            step_loss = torch.zeros((), device=device)  # a tensor: no device sync per micro-batch
             for done_here, micro in enumerate(mine, start=1):
                 batch = {k: v.to(device) for k, v in micro.batch.items()}
                 with processes.no_sync(module, syncing=done_here == len(mine)):
@@ -290,8 +292,8 @@ def train_on_task(
                         loss = loss + extra
                     scale = micro.weight * processes.world_size
                     (loss * scale).backward()
-                    step_loss += float(loss.detach()) * scale
-            loss_value = processes.mean(step_loss)
+                    step_loss += loss.detach() * scale
+            loss_value = processes.mean(float(step_loss))
             if not math.isfinite(loss_value):
                 raise TrainingDiverged(f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}")
             # 2) clip, step, schedule
