@@ -28,8 +28,8 @@ def _rows(n: int = 9, seed: int = 0) -> Dataset:
     return Dataset.from_list(rows)
 
 
-def _examples(model, tokenizer) -> list[dict]:
-    config = TrainConfig(steps=1, max_length=24)
+def _examples(model, tokenizer, loss_on_prompt: bool = False) -> list[dict]:
+    config = TrainConfig(steps=1, max_length=24, loss_on_prompt=loss_on_prompt)
     return list(tokenize_pairs(_rows(), tokenizer, model.config.is_encoder_decoder, config))
 
 
@@ -47,19 +47,22 @@ def _gradients(model) -> dict[str, torch.Tensor]:
     return grads
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_packed_example_has_the_loss_and_gradients_it_has_alone(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "loss_on_prompt"), [*((kind, False) for kind in KINDS), ("llama", True), ("bloom", True)]
+)
+def test_a_packed_example_has_the_loss_and_gradients_it_has_alone(kind: str, loss_on_prompt: bool) -> None:
     """Nine examples in rows of 24 tokens, two rows a micro-batch (fp32): each example's loss read
     from the packed rows equals its loss alone to 1e-5, and the packed step's gradient equals the
     token-weighted sum of the examples' gradients alone to 1e-5 (measured: ≤ 1.4e-6, mT5).
 
     The same rows without the isolation (one causal sequence per row) move some example's loss by
-    more than ten times that tolerance: the comparison would see cross-talk."""
+    more than ten times that tolerance: the comparison would see cross-talk. With the loss on the
+    prompt too (pretraining), an example's last token must not be asked to predict the next one's first."""
     model, tokenizer = tiny_model(kind, WORDS)
     model.eval()  # no dropout: the packed and the lone passes see the same network
     family = isolation(model)
     encoder_decoder = family == "encoder_decoder"
-    examples = _examples(model, tokenizer)
+    examples = _examples(model, tokenizer, loss_on_prompt)
     labelled = [sum(t != IGNORE for t in (e["labels"] if encoder_decoder else e["labels"][1:])) for e in examples]
 
     alone = []
