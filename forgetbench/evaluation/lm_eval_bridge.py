@@ -59,11 +59,15 @@ def _check_lm_eval_version() -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _task_manager(folders: tuple[str, ...]):
-    """Indexing lm-eval's task folders takes seconds: once per process and set of folders
-    (the jobs of a multirun share it; a changed world has a new folder, hence a new index)."""
+def _task_manager(folders: tuple[str, ...], names: tuple[str, ...]):
+    """Indexing lm-eval's own task folders takes seconds (8 s on 2 cores): once per process and
+    set of folders (the jobs of a multirun share it; a changed world has a new folder, hence a new
+    index), and not at all when every named task is in the given folders (the tiny world's)."""
     from lm_eval.tasks import TaskManager
 
+    local = TaskManager(include_path=list(folders), include_defaults=False) if folders else None
+    if local is not None and set(names) <= set(local.all_tasks):
+        return local
     return TaskManager(include_path=list(folders))
 
 
@@ -159,8 +163,9 @@ class LmEvalBridge:
     ) -> None:
         _check_lm_eval_version()
         self.suite = suite
-        self.task_manager = _task_manager(tuple(str(p) for p in suite.task_folders()))
-        self._check_known([name for name, _ in suite.task_shots()])
+        names = [name for name, _ in suite.task_shots()]
+        self.task_manager = _task_manager(tuple(str(p) for p in suite.task_folders()), tuple(names))
+        self._check_known(names)
         self._stream_dir = tempfile.TemporaryDirectory(prefix="forgetbench-stream-tasks-")
         folder = Path(self._stream_dir.name)
         # registered tasks go by name; file and stream tasks by the path of the YAML written for them
