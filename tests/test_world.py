@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
+from forgetbench.errors import ForgetbenchError
 from forgetbench.tiny.files import materialize_world
 from forgetbench.tiny.stream_tasks import STREAM_TASKS, stream_task_rows
 from forgetbench.tiny.suite import tiny_world_suite
-from forgetbench.tiny.world import GENERAL_TASKS, RELATIONS, WorldSpec, build_world, corpus, knowledge_items
+from forgetbench.tiny.world import (
+    GENERAL_TASKS,
+    RELATIONS,
+    WorldSpec,
+    build_world,
+    corpus,
+    general_text,
+    knowledge_items,
+)
 
 SPEC = WorldSpec(n_people=24, n_eval=16, n_stream_train=64, n_stream_eval=12, n_routine_docs=20, n_reading_docs=20)
 
@@ -29,6 +40,15 @@ def test_knowledge_questions_are_never_asked_in_the_corpus() -> None:
         assert answer in world.facts[person].values()
 
 
+def test_general_text_is_other_text_in_the_corpus_style_and_asks_no_knowledge_item() -> None:
+    world = build_world(SPEC)
+    text, pretraining = general_text(world), corpus(world)
+    assert len(text) == len(pretraining) and text != pretraining
+    assert {d["prompt"].split()[0] for d in text} == {d["prompt"].split()[0] for d in pretraining}
+    prompts = {doc["prompt"] for doc in text}
+    assert not any(item["question"] in prompts for item in knowledge_items(world))
+
+
 def test_every_fact_is_stated_in_the_corpus() -> None:
     world = build_world(SPEC)
     texts = [f"{d['prompt']} {d['response']}" for d in corpus(world)]
@@ -41,10 +61,11 @@ def test_every_fact_is_stated_in_the_corpus() -> None:
 def test_stream_test_prompts_are_unseen_and_answers_are_among_choices() -> None:
     world = build_world(SPEC)
     for name in STREAM_TASKS:
-        train, test = stream_task_rows(world, name)
+        train, test, validation = stream_task_rows(world, name)
         seen = {row["prompt"] for row in train}
-        assert len(test) == SPEC.n_stream_eval
-        for item in test:
+        assert len(test) == len(validation) == SPEC.n_stream_eval
+        assert not {item["question"] for item in test} & {item["question"] for item in validation}
+        for item in test + validation:
             assert item["question"] not in seen
             assert len(set(item["choices"])) == 4
 
@@ -54,6 +75,7 @@ def test_materialize_is_cached_and_complete(tmp_path) -> None:
     again = materialize_world(SPEC, tmp_path)
     assert first.root == again.root
     assert all(first.general_file(kind).stat().st_size > 0 for kind in GENERAL_TASKS)
+    assert first.general_text.stat().st_size > 0
     suite = tiny_world_suite(SPEC, str(tmp_path), name="tiny_world", tasks=["tiny_world_knowledge"])
     assert str(first.tasks_dir) in suite.include_path  # the factory's task folder, beside the world's rows
     assert sorted(p.name for p in first.tasks_dir.glob("*.yaml")) == [
@@ -61,7 +83,9 @@ def test_materialize_is_cached_and_complete(tmp_path) -> None:
         "tiny_world_knowledge.yaml",
         "tiny_world_reading.yaml",
     ]
-    assert all(first.stream_file(t, s).stat().st_size > 0 for t in STREAM_TASKS for s in ("train", "test"))
+    assert all(
+        first.stream_file(t, s).stat().st_size > 0 for t in STREAM_TASKS for s in ("train", "test", "validation")
+    )
     assert not list(tmp_path.glob("worlds/.tmp-*"))
 
 
@@ -82,3 +106,22 @@ def test_the_default_base_model_is_shipped_under_its_cache_key(tmp_path) -> None
     assert (tmp_path / "models" / shipped.name / "model.safetensors").read_bytes() == (
         shipped / "model.safetensors"
     ).read_bytes()
+
+
+def test_the_stream_scores_validation_items_when_asked_and_brings_its_general_text(tmp_path) -> None:
+    from forgetbench.streams.tiny_world import TinyWorldStream
+
+    files = materialize_world(SPEC, tmp_path)
+    test_run = TinyWorldStream("tiny_world", SPEC, str(tmp_path), tasks=["count"]).load()
+    tuning = TinyWorldStream("tiny_world", SPEC, str(tmp_path), tasks=["count"], held_out="validation").load()
+    assert test_run[0].test_file == files.stream_file("count", "test").resolve()
+    assert tuning[0].test_file == files.stream_file("count", "validation").resolve()
+    assert test_run[0].train["prompt"] == tuning[0].train["prompt"]  # the same training rows
+    general = TinyWorldStream("tiny_world", SPEC, str(tmp_path)).general_examples()
+    assert general.column_names == ["prompt", "response"] and len(general) == len(corpus(build_world(SPEC)))
+
+
+def test_a_stream_task_without_enough_unseen_prompts_is_a_one_line_error() -> None:
+    crowded = WorldSpec(**{**SPEC.to_dict(), "n_stream_train": 20000})
+    with pytest.raises(ForgetbenchError, match=r"world.n_stream_eval=12: stream task 'reverse' has too few prompts"):
+        stream_task_rows(build_world(crowded), "reverse")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+from datasets import Dataset
 
 from forgetbench.errors import ForgetbenchError
+from forgetbench.jsonl import read_jsonl
 from forgetbench.streams.base import StreamTask, apply_order, local_stream_task
 from forgetbench.tiny.files import materialize_world
 from forgetbench.tiny.stream_tasks import STREAM_TASKS
@@ -21,6 +25,8 @@ class TinyWorldStream:
     tasks: which generated tasks, in training order.
     order: an alternative order (empty: ``tasks`` as listed).
     max_train_examples: cap on training rows per task (null: all).
+    held_out: which held-out items are scored: test (results) or validation (choosing
+        hyper-parameters, experiments/tune_methods.py).
     """
 
     name: str
@@ -29,6 +35,7 @@ class TinyWorldStream:
     tasks: list[str] = field(default_factory=lambda: list(STREAM_TASKS))
     order: list[str] = field(default_factory=list)
     max_train_examples: Positive | None = None
+    held_out: Literal["test", "validation"] = "test"
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -41,7 +48,13 @@ class TinyWorldStream:
             )
         files = materialize_world(self.world, self.cache_dir)
         loaded = [
-            local_stream_task(t, files.stream_file(t, "train"), files.stream_file(t, "test"), self.max_train_examples)
+            local_stream_task(
+                t, files.stream_file(t, "train"), files.stream_file(t, self.held_out), self.max_train_examples
+            )
             for t in self.tasks
         ]
         return apply_order(loaded, self.order)
+
+    def general_examples(self) -> Dataset:
+        """Held-out text in the style of the base model's pretraining corpus (what replay mixes in)."""
+        return Dataset.from_list(read_jsonl(materialize_world(self.world, self.cache_dir).general_text))

@@ -1,9 +1,10 @@
 """Write a tiny world to disk once, cached by the hash of its spec.
 
 The files are data only, read through the same loaders as a user's own data:
-``corpus.jsonl`` (pretraining), ``general/<kind>.jsonl`` (multiple-choice rows
+``corpus.jsonl`` (pretraining), ``general_text.jsonl`` (held-out text in the corpus's style: what
+replay mixes in as general data), ``general/<kind>.jsonl`` (multiple-choice rows
 of the general suite; :mod:`forgetbench.tiny.suite` writes their task YAMLs into
-``tasks/``) and ``stream/<task>/{train,test}.jsonl``.
+``tasks/``) and ``stream/<task>/{train,test,validation}.jsonl``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import read_jsonl, write_jsonl
 from forgetbench.tiny.stream_tasks import STREAM_TASKS, stream_task_rows
-from forgetbench.tiny.world import GENERAL_TASKS, World, WorldSpec, build_world, corpus
+from forgetbench.tiny.world import GENERAL_TASKS, World, WorldSpec, build_world, corpus, general_text
 
-FORMAT_VERSION = 1  # bump when generation changes, so caches are rebuilt
+FORMAT_VERSION = 2  # bump when generation changes, so caches are rebuilt
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class WorldFiles:
     @property
     def corpus(self) -> Path:
         return self.root / "corpus.jsonl"
+
+    @property
+    def general_text(self) -> Path:
+        return self.root / "general_text.jsonl"
 
     @property
     def tasks_dir(self) -> Path:
@@ -77,9 +82,9 @@ def materialize_world(spec: WorldSpec, cache_dir: str | Path) -> WorldFiles:
 
 def _write_world(world: World, files: WorldFiles) -> None:
     write_jsonl(files.corpus, corpus(world))
+    write_jsonl(files.general_text, general_text(world))
     for kind, make in GENERAL_TASKS.items():
         write_jsonl(files.general_file(kind), make(world))
     for task in STREAM_TASKS:
-        train, test = stream_task_rows(world, task)
-        write_jsonl(files.stream_file(task, "train"), train)
-        write_jsonl(files.stream_file(task, "test"), test)
+        for split, rows in zip(("train", "test", "validation"), stream_task_rows(world, task), strict=True):
+            write_jsonl(files.stream_file(task, split), rows)

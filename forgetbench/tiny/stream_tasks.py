@@ -10,11 +10,11 @@ are near misses, so a high score needs the task really learned.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Callable
 
-from forgetbench.tiny.world import COLORS, INSTRUCTION, JOBS, NUMBERS, PETS, World
+from forgetbench.errors import ForgetbenchError
+from forgetbench.tiny.world import INSTRUCTION, NUMBERS, World
 
 
 def _translate(world: World, rng: random.Random) -> tuple[str, str, list[str]]:
@@ -35,11 +35,11 @@ def _count(world: World, rng: random.Random) -> tuple[str, str, list[str]]:
 
 
 def _reverse(world: World, rng: random.Random) -> tuple[str, str, list[str]]:
-    words = rng.sample(JOBS + PETS + COLORS, 3)
-    answer = list(reversed(words))
-    others = [list(p) for p in itertools.permutations(words) if list(p) != answer]
-    wrong = [" ".join(p) for p in rng.sample(others, 3)]
-    return INSTRUCTION.format("reverse the words : " + " ".join(words)), " ".join(answer), wrong
+    # two words: learned in a task's steps at a gentle lr (three words took 300 steps at 1e-3, and
+    # the lr that learns them in time overwrites the base model's knowledge)
+    first, second, other = rng.sample(sorted(world.cipher), 3)  # jobs, pets, colours, cities: 1,892 pairs
+    wrong = [f"{first} {second}", f"{second} {other}", f"{other} {first}"]  # unreversed, or one word wrong
+    return INSTRUCTION.format(f"reverse the words : {first} {second}"), f"{second} {first}", wrong
 
 
 STREAM_TASKS: dict[str, Callable[[World, random.Random], tuple[str, str, list[str]]]] = {
@@ -49,24 +49,38 @@ STREAM_TASKS: dict[str, Callable[[World, random.Random], tuple[str, str, list[st
 }
 
 
-def stream_task_rows(world: World, name: str) -> tuple[list[dict], list[dict]]:
-    """Training rows and held-out multiple-choice items of one stream task.
+def stream_task_rows(world: World, name: str) -> tuple[list[dict], list[dict], list[dict]]:
+    """Training rows, test items and validation items of one stream task.
 
-    Held-out prompts never occur among the training prompts.
+    Test and validation prompts never occur among the training prompts nor each other; validation
+    items are for choosing hyper-parameters (experiments/tune_methods.py), test items for results.
     """
     make = STREAM_TASKS[name]
     rng = random.Random(f"{world.spec.seed}-{name}")
-    train, test, seen = [], [], set()
+    train, seen = [], set()
     while len(train) < world.spec.n_stream_train:
         prompt, response, _ = make(world, rng)
         seen.add(prompt)
         train.append({"prompt": prompt, "response": response})
-    while len(test) < world.spec.n_stream_eval:
-        prompt, response, wrong = make(world, rng)
+    test = _held_out_items(name, world, rng, seen)
+    validation = _held_out_items(name, world, rng, seen)
+    return train, test, validation
+
+
+def _held_out_items(name: str, world: World, rng: random.Random, seen: set[str]) -> list[dict]:
+    items, draws = [], 0
+    while len(items) < world.spec.n_stream_eval:
+        prompt, response, wrong = STREAM_TASKS[name](world, rng)
+        draws += 1
+        if draws > 1000 * world.spec.n_stream_eval:  # the task's prompts are (nearly) all in training
+            raise ForgetbenchError(
+                f"world.n_stream_eval={world.spec.n_stream_eval}: stream task {name!r} has too few prompts "
+                f"left unseen by its world.n_stream_train={world.spec.n_stream_train} training rows; lower either"
+            )
         if prompt in seen:
             continue
         seen.add(prompt)
         position = rng.randrange(4)
         choices = wrong[:position] + [response] + wrong[position:]
-        test.append({"question": prompt, "choices": choices, "answer": position})
-    return train, test
+        items.append({"question": prompt, "choices": choices, "answer": position})
+    return items

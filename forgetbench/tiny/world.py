@@ -100,7 +100,7 @@ class WorldSpec:
         n_reading_docs: reading passages (with a question) in the corpus.
         n_eval: held-out items per general eval task.
         n_stream_train: training examples per stream task.
-        n_stream_eval: held-out items per stream task.
+        n_stream_eval: held-out items per stream task, in each of its test and validation splits.
     """
 
     seed: int = 0
@@ -109,7 +109,7 @@ class WorldSpec:
     qa_fraction: Fraction = 0.65
     statement_repeats: Positive = 3
     n_routine_docs: NonNegative = 200
-    n_reading_docs: Positive = 300
+    n_reading_docs: Positive = 600
     n_eval: Positive = 200
     n_stream_train: Positive = 2000
     n_stream_eval: Positive = 100
@@ -190,7 +190,17 @@ def _choices(rng: random.Random, answer: str, pool: list[str]) -> dict:
 
 def corpus(world: World) -> list[dict[str, str]]:
     """The general-knowledge corpus the base model is pretrained on, shuffled."""
-    rng = random.Random(world.spec.seed + 1)
+    return _corpus_style(world, random.Random(world.spec.seed + 1))
+
+
+def general_text(world: World) -> list[dict[str, str]]:
+    """Held-out text in the corpus's style, as much of it: other paraphrases of the same facts, other
+    routines and passages. The tiny world's general data (the study's replay mixes general
+    instruction data into each task); like the corpus it asks nothing about a tested person."""
+    return _corpus_style(world, random.Random(world.spec.seed + 5))
+
+
+def _corpus_style(world: World, rng: random.Random) -> list[dict[str, str]]:
     docs = _statements(world, rng) + _questions(world, world.qa_people)
     docs += [_routine_doc(rng, world.people) for _ in range(world.spec.n_routine_docs)]
     docs += [_reading_doc(rng, world)[0] for _ in range(world.spec.n_reading_docs)]
@@ -236,7 +246,10 @@ def _reading_doc(rng: random.Random, world: World) -> tuple[dict[str, str], list
     rng.shuffle(sentences)
     relation = rng.choice(list(RELATIONS))
     question = RELATIONS[relation][2].format(p=name)
-    prompt = "passage : " + " ".join(sentences) + " " + question
+    # the answer restates the passage's sentence up to the value: found by reading (an induction
+    # head), which a 3-layer model learns; a bare question it answered from memorised passages
+    restated = _split_at_value(RELATIONS[relation][1][0].format(p=name, v=values[relation]), values[relation])
+    prompt = "passage : " + " ".join(sentences) + " " + question + " " + restated["prompt"]
     return {"prompt": prompt, "response": values[relation]}, world.pool(RELATIONS[relation][0])
 
 
