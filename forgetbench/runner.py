@@ -78,9 +78,10 @@ def build(node: DictConfig, group: str):
         raise ForgetbenchError(f"{group} config is invalid: {cause or err}".splitlines()[0]) from err
 
 
-def load_stream(cfg: DictConfig, tokenizer) -> list[StreamTask]:
-    """The stream's tasks, read and checked (``tokenizer``: the model's, for token-count filters)."""
-    stream = build(cfg.stream, "stream").load(tokenizer)
+def load_stream(cfg: DictConfig, tokenizer, source=None) -> list[StreamTask]:
+    """The stream's tasks, read and checked (``tokenizer``: the model's, for token-count filters;
+    ``source``: the stream object already built from ``cfg.stream``)."""
+    stream = (source or build(cfg.stream, "stream")).load(tokenizer)
     if not stream:
         raise ForgetbenchError(f"stream.tasks={list(cfg.stream.tasks)} leaves no task to train on; name at least one")
     return stream
@@ -110,7 +111,10 @@ class Recipe:
         log.info(f"torch uses {threads} CPU threads ({available_cores()} cores available to this process)")
         model_source = build(self.cfg.model, "model")
         tokenizer = model_source.load_tokenizer()  # data is read and checked before any weight is loaded
-        self.stream = load_stream(self.cfg, tokenizer)
+        stream_source = build(self.cfg.stream, "stream")
+        self.stream = load_stream(self.cfg, tokenizer, stream_source)
+        # a stream may bring general text in its base model's style (the tiny world's); replay mixes it in
+        self.general_examples = getattr(stream_source, "general_examples", lambda: None)()
         self.method = build(self.cfg.method, "method")
         self.train_config = build(self.cfg.train, "train")
         self.suite = build(self.cfg.eval, "eval")
@@ -213,6 +217,7 @@ class Recipe:
                 task.train,
                 self.train_config,
                 seed=self.cfg.seed * 1000 + step,
+                general_examples=self.general_examples,
             )
             self.method.before_task(ctx)
             examples = self.method.training_examples(ctx)

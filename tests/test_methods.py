@@ -89,6 +89,25 @@ def test_replay_batches_hold_the_configured_fraction() -> None:
     assert len(method.state_dict()["buffer"]) == 6
 
 
+def test_replay_mixes_the_streams_general_text_from_the_first_task() -> None:
+    model, tokenizer = _model()
+    general = _examples(n=12, tag="g")
+    method = Replay(ratio=0.25, buffer_size=6)  # general_data: stream (the default)
+
+    def ctx(examples, step):
+        return TaskContext(model, tokenizer, "t", step, examples, TrainConfig(batch_size=4), step, general)
+
+    first = _examples(n=30, tag="a")
+    mixed = method.training_examples(ctx(first, 1))
+    assert len(mixed) == 40 and sum(row["prompt"].endswith(" g") for row in mixed) == 10  # general only
+    method.after_task(ctx(first, 1))
+    mixed = method.training_examples(ctx(_examples(n=30, tag="b"), 2))
+    assert sum(row["prompt"].endswith(" g") for row in mixed) == 5  # half general, half the buffer
+    assert sum(row["prompt"].endswith(" a") for row in mixed) == 5
+    off = Replay(ratio=0.25, buffer_size=6, general_data=None)
+    assert off.training_examples(ctx(first, 1)) is first
+
+
 @pytest.mark.parametrize("kind", ["llama", "mt5"])
 def test_lora_keeps_the_base_bit_identical(kind: str) -> None:
     model, tokenizer = _model(kind)

@@ -38,6 +38,8 @@ class TaskContext:
         examples: the task's own training examples (``prompt``/``response``).
         train_config: how the task is trained.
         seed: the seed of this step's data order.
+        general_examples: the stream's general text (``prompt``/``response``) in the style of the
+            base model's pretraining, if the stream has any (the tiny world's; replay mixes it in).
     """
 
     model: PreTrainedModel
@@ -47,6 +49,7 @@ class TaskContext:
     examples: Dataset
     train_config: TrainConfig
     seed: int
+    general_examples: Dataset | None = None
 
 
 @dataclass
