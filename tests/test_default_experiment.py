@@ -1,15 +1,14 @@
 """The default experiment at its default sizes shows what the README states, on any seed and CPU.
 
-Runs ``python -m forgetbench`` from scratch (world generation and base-model pretraining
-included) in a temporary folder: about five minutes on 2 cores. ``FORGETBENCH_TEST_SEED``
-sets the run's seed (default 0).
+Runs ``python -m forgetbench`` from an empty cache (world generation included; the base model
+is the copy shipped in the package) in a temporary folder: under a minute on 2 cores.
+``FORGETBENCH_TEST_SEED`` sets the run's seed (default 0).
 
 Every threshold sits well below its minimum over seeds 0-4 measured by
-``experiments/measure_default.py`` (README, "Measured"; minimum in brackets), because
-full fine-tuning at the default lr is chaotic: the floating-point rounding of one CPU
-type decides where a run lands. In particular the first stream task ends near chance,
-a little above or below its start depending on seed and CPU, so the test asserts that it
-was forgotten, not where it ended.
+``experiments/measure_default.py`` (README, "Measured"; the minimum in brackets), so that
+another CPU's floating-point rounding, which moves each number a little, cannot fail the test
+where the science did not change. Fine-tuning at the default lr (5e-4) grades forgetting
+instead of collapsing it to chance, which is what makes the margins possible.
 """
 
 from __future__ import annotations
@@ -23,10 +22,12 @@ from forgetbench.results import read_results
 from tests.conftest import run_cli
 
 SEED = int(os.environ.get("FORGETBENCH_TEST_SEED", "0"))
+CHANCE = 0.25
+STREAM = ["stream_translate", "stream_count", "stream_reverse"]
 
 
 @pytest.mark.slow
-def test_default_run_learns_then_forgets(tmp_path) -> None:
+def test_default_run_learns_then_forgets_gradually(tmp_path) -> None:
     done = run_cli([f"seed={SEED}"], tmp_path, tmp_path / "cache", timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "forgetbench: results in" in done.stdout
@@ -34,13 +35,15 @@ def test_default_run_learns_then_forgets(tmp_path) -> None:
     general = score_matrix(rows, "acc", "general")
     stream = score_matrix(rows, "acc", "stream")
 
+    for task, base in general.loc[0].items():
+        assert base >= 0.6, f"the base model must be able to do {task} (chance is 0.25) [0.835]"
     knowledge = general["tiny_world_knowledge"]
-    assert knowledge[0] >= 0.6, "the base model must know the world (chance is 0.25) [0.807]"
-    assert knowledge[0] - knowledge[3] >= 0.15, "full fine-tuning through the stream must cost >= 15 points [45.0]"
-    gains = {}
-    for step, task in enumerate(["stream_translate", "stream_count", "stream_reverse"], start=1):
-        gains[task] = stream.loc[step, task] - stream.loc[0, task]
-        assert gains[task] >= 0.5, f"{task} must be learned at its step [0.78]"
-    translate_lost = gains["stream_translate"] - (stream.loc[3, "stream_translate"] - stream.loc[0, "stream_translate"])
-    assert translate_lost >= 0.4, "the first task must lose most of what it gained by the end [0.77]"
-    assert stream.loc[3, "stream_reverse"] - stream.loc[0, "stream_reverse"] >= 0.5, "the last task is kept [0.88]"
+    assert knowledge[0] - knowledge[3] >= 0.12, "full fine-tuning through the stream costs knowledge [22.1 points]"
+    assert knowledge[3] >= CHANCE + 0.2, "but the model still knows much of the world [0.571]"
+    for step, task in enumerate(STREAM, start=1):
+        assert stream.loc[step, task] - stream.loc[0, task] >= 0.4, f"{task} is learned at its step [0.59]"
+    for step, task in enumerate(STREAM[:-1], start=1):
+        at_end = stream.loc[3, task] - stream.loc[0, task]
+        assert at_end > -0.05, f"{task} ends near or above its start [translate +0.06, count +0.32]"
+        lost = stream.loc[step, task] - stream.loc[3, task]
+        assert lost >= 0.2, f"{task} loses much of what it gained at its step [translate 0.66, count 0.39]"
