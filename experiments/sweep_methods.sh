@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Every method against forgetting on the tiny world, one multirun (CPU, about 6 minutes with the base
-# model cached); the comparison report lands in results/tiny_world/multirun/report.
+# Every method against forgetting on the tiny world, each with the learning rate and knob that
+# experiments/tune_methods.py chose on the stream's validation items (conf/experiment/tiny_world_methods/),
+# over seeds 0-2: one multirun (CPU, about 12 minutes with the base model cached); the comparison
+# report, with the seeds pooled into means and intervals, lands in results/tiny_world_methods/multirun/report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m forgetbench -m method=full,lora,adapters,replay,ewc,l2sp,olora,wise "$@"
+methods=full,lora,adapters,replay,ewc,l2sp,olora,wise
+python -m forgetbench -m "experiment=$(echo "tiny_world_methods/${methods//,/,tiny_world_methods/}")" seed=0,1,2 "$@"

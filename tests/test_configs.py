@@ -96,3 +96,15 @@ def test_launchers_compose_to_their_plugin(launcher: str) -> None:
     if launcher == "slurm":
         assert {"partition", "account", "gpus_per_node", "cpus_per_task", "mem_gb", "array_parallelism"} <= set(node)
         assert "additional_parameters" in node and node.max_num_timeout >= 1
+
+
+TUNED = sorted(p.stem for p in (CONF_DIR / "experiment" / "tiny_world_methods").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("method", TUNED)
+def test_each_tuned_method_config_selects_its_method_and_lr(method: str) -> None:
+    """experiments/tune_methods.py --write: the method, its chosen lr, results apart from the default's."""
+    cfg = compose([f"experiment=tiny_world_methods/{method}"])
+    assert cfg.method.name == method
+    assert cfg.experiment_name == "tiny_world_methods"
+    assert isinstance(cfg.train.lr, float) and cfg.train.lr > 0
