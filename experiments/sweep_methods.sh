@@ -6,4 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 methods=full,lora,adapters,replay,ewc,l2sp,olora,wise
-python -m forgetbench -m "experiment=$(echo "tiny_world_methods/${methods//,/,tiny_world_methods/}")" seed=0,1,2 "$@"
+# experiment_name on the command line too: the multirun folder (and its report) is named before any
+# experiment file is read
+python -m forgetbench -m "experiment=$(echo "tiny_world_methods/${methods//,/,tiny_world_methods/}")" \
+  experiment_name=tiny_world_methods seed=0,1,2 "$@"
