@@ -5,7 +5,8 @@
 The same search for every method, at the same training budget (the default's steps per task),
 seed 0, with the stream tasks' validation items scored instead of their test items
 (``stream.held_out=validation``):
-  1. the learning rate over LRS, the method's knob at its config default;
+  1. the learning rate over LRS, the method's knob at its config default; while the best is the
+     largest (smallest) tried, the next larger (smaller) one on LADDER, 1e-5 to 3e-2;
   2. at the chosen learning rate, the knob's other values in KNOBS[method] (``full`` has none).
 The criterion is the stream's final average accuracy on the validation items,
 ACC = mean over stream tasks of acc after the last step (Lopez-Paz & Ranzato 2017):
@@ -16,7 +17,7 @@ knob's default.
 Prints one table (every run: method, lr, knob, validation ACC, and beside it LA and the general
 suite's mean drop, which show each method's learning-forgetting trade-off across the grid). ``--write`` writes
 the chosen values to ``conf/experiment/tiny_world_methods/<method>.yaml``, which
-``experiments/sweep_methods.sh`` runs over seeds. About 12 minutes on 2 cores with ``--jobs 2``.
+``experiments/sweep_methods.sh`` runs over seeds. About 20 minutes on 2 cores with ``--jobs 2``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from forgetbench.metrics import score_matrix, stream_order  # noqa: E402
 from forgetbench.results import GENERAL, read_results  # noqa: E402
 
-LRS = [1e-4, 3e-4, 1e-3, 3e-3]
+LADDER = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]  # the learning rates a search may reach
+LRS = LADDER[2:6]  # tried for every method; the search goes on along LADDER while the best is at an edge
 # each method's main knob: (config key, its config default, the other values tried); adapter
 # methods keep alpha = 2·r
 KNOBS: dict[str, tuple[str, object, list]] = {
@@ -92,6 +94,10 @@ def search(method: str, run) -> list[dict]:
     knob = f"{name}={default}" if key else ""
     rows = [{"method": method, "lr": lr, "knob": knob, "value": default, **run(method, lr, None)} for lr in LRS]
     best = max(rows, key=lambda r: (r["acc"], -r["lr"]))
+    while (beyond := _beyond_edge(best["lr"], [r["lr"] for r in rows])) is not None:
+        rows.append({"method": method, "lr": beyond, "knob": knob, "value": default, **run(method, beyond, None)})
+        best = max(rows, key=lambda r: (r["acc"], -r["lr"]))
+    n_lr = len(rows)
     for value in others:
         rows.append(
             {
@@ -102,10 +108,21 @@ def search(method: str, run) -> list[dict]:
                 **run(method, best["lr"], value),
             }
         )
-    at_best_lr = [best] + rows[len(LRS) :]
+    at_best_lr = [best] + rows[n_lr:]
     chosen = max(at_best_lr, key=lambda r: (r["acc"], -abs(float(r["value"] or 0) - float(default or 0))))
     chosen["chosen"] = True
     return rows
+
+
+def _beyond_edge(best: float, tried: list[float]) -> float | None:
+    """The next learning rate along LADDER past the tried ones, when the best is the largest or the
+    smallest tried (the optimum may lie outside); None when it is inside, or the ladder ends."""
+    index = LADDER.index(best)
+    if best == max(tried) and index + 1 < len(LADDER):
+        return LADDER[index + 1]
+    if best == min(tried) and index > 0:
+        return LADDER[index - 1]
+    return None
 
 
 def write_config(method: str, lr: float, value, acc: float) -> None:
