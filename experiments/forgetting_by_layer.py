@@ -26,12 +26,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-import torch
+# lm-eval's progress bars, dozens per variant: only the table is wanted (read when torch imports tqdm)
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's progress bars, dozens per variant: only the table is wanted
 
 from forgetbench.checkpoint import load_checkpoint  # noqa: E402
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge  # noqa: E402
