@@ -140,18 +140,18 @@ def tiny_world_case(arch: str):
 @contextlib.contextmanager
 def run_stamps_kept():
     """The bridge as it was before the fast engine: lm-eval's git and environment stamps run at
-    every call (``_silence_run_stamps`` skipped), the one other change its lm_eval path got."""
+    every call (``silence_run_stamps`` skipped), the one other change its lm_eval path got."""
     import lm_eval.evaluator
     import lm_eval.loggers.utils
 
-    silence = bridge_module._silence_run_stamps
-    bridge_module._silence_run_stamps = lambda: None
+    silence = bridge_module.silence_run_stamps
+    bridge_module.silence_run_stamps = lambda: None
     lm_eval.evaluator.add_env_info = lm_eval.loggers.utils.add_env_info
     lm_eval.evaluator.get_git_commit_hash = lm_eval.loggers.utils.get_git_commit_hash
     try:
         yield
     finally:
-        bridge_module._silence_run_stamps = silence
+        bridge_module.silence_run_stamps = silence
 
 
 def measure(suite: EvalSuite, stream: list, loaded: LoadedModel, engine: str, budget: int) -> list[dict]:
@@ -171,7 +171,7 @@ def measure(suite: EvalSuite, stream: list, loaded: LoadedModel, engine: str, bu
         if times:
             row |= {"prepare s": times[0], "model s": times[1], "score s": times[2]}
             # the engine's own contexts: how much more a prefix tree over them would share
-            row["prefix shareable"] = shared_prefix_fraction(bridge._lm.contexts())
+            row["prefix shareable"] = shared_prefix_fraction(bridge.engine.contexts())
         rows.append(row | {"_items": evaluation.items})
     return rows
 

@@ -33,7 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 from forgetbench.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from forgetbench.distributed import Processes
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped
-from forgetbench.evaluation.lm_eval_bridge import Evaluation, LmEvalBridge
+from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
+from forgetbench.evaluation.lm_eval_output import Evaluation
 from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.hashing import stable_hash
 from forgetbench.methods.base import TaskContext
@@ -41,7 +42,7 @@ from forgetbench.metrics import forgetting_table
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
 from forgetbench.stopping import requested_stop
-from forgetbench.streams.base import StreamTask
+from forgetbench.streams.base import BringsGeneralText, StreamTask
 from forgetbench.training import TaskProgress, build_optimizer, train_on_task
 from forgetbench.validation import InvalidValue, check_value
 
@@ -123,7 +124,8 @@ class Recipe:
         stream_source = build(self.cfg.stream, "stream")
         self.stream = load_stream(self.cfg, tokenizer, stream_source)
         # a stream may bring general text in its base model's style (the tiny world's); replay mixes it in
-        self.general_examples = getattr(stream_source, "general_examples", lambda: None)()
+        brings_general = isinstance(stream_source, BringsGeneralText)
+        self.general_examples = stream_source.general_examples() if brings_general else None
         self.method = build(self.cfg.method, "method")
         self.train_config = build(self.cfg.train, "train")
         self.suite = build(self.cfg.eval, "eval")

@@ -109,6 +109,8 @@ def test_the_default_base_model_is_shipped_under_its_cache_key(tmp_path) -> None
 
 
 def test_the_stream_scores_validation_items_when_asked_and_brings_its_general_text(tmp_path) -> None:
+    from forgetbench.streams.base import BringsGeneralText
+    from forgetbench.streams.local import LocalStream
     from forgetbench.streams.tiny_world import TinyWorldStream
 
     files = materialize_world(SPEC, tmp_path)
@@ -117,7 +119,9 @@ def test_the_stream_scores_validation_items_when_asked_and_brings_its_general_te
     assert test_run[0].test_file == files.stream_file("count", "test").resolve()
     assert tuning[0].test_file == files.stream_file("count", "validation").resolve()
     assert test_run[0].train["prompt"] == tuning[0].train["prompt"]  # the same training rows
-    general = TinyWorldStream("tiny_world", SPEC, str(tmp_path)).general_examples()
+    stream = TinyWorldStream("tiny_world", SPEC, str(tmp_path))
+    assert isinstance(stream, BringsGeneralText) and not issubclass(LocalStream, BringsGeneralText)
+    general = stream.general_examples()
     assert general.column_names == ["prompt", "response"] and len(general) == len(corpus(build_world(SPEC)))
 
 

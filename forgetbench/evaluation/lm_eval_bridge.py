@@ -16,7 +16,9 @@ Design choices, each for a reason:
 - Stream tasks arrive as data (held-out rows and a scoring kind); their task YAMLs are
   written here, into a folder that lives as long as the bridge, and loaded by path.
 - lm-eval's per-request progress bars show on an interactive terminal only; redirected
-  output (log files, Slurm) gets one line per eval task instead.
+  output (log files, Slurm) gets one line per eval task instead (:mod:`.lm_eval_quirks`, with
+  the run stamps switched off there too).
+- What lm-eval returns is read into score rows and item rows by :mod:`.lm_eval_output`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from transformers import PreTrainedTokenizerBase
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.fast_engine import fast_lm_class
+from forgetbench.evaluation.lm_eval_output import Evaluation, item_rows, task_scores
+from forgetbench.evaluation.lm_eval_quirks import quiet_hflm_class, silence_run_stamps
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import local_task_config, stream_task_config, write_rows, write_task_yaml
 from forgetbench.hub_mirror import datasets_from
@@ -71,69 +75,6 @@ def _task_manager(folders: tuple[str, ...], names: tuple[str, ...]):
     return TaskManager(include_path=list(folders))
 
 
-def _no_git_hash() -> None:
-    return None
-
-
-def _no_env_info(results: dict) -> None:
-    return None
-
-
-def _silence_run_stamps() -> None:
-    """lm-eval stamps every result with ``git describe`` of the working directory and with
-    torch's environment report. The first runs with its stderr inherited, so each evaluation
-    outside a git checkout prints "fatal: not a git repository" into the run's output; the second
-    starts a dozen subprocesses (``pip list`` among them), about 0.6 s per task and evaluation,
-    more than scoring a tiny-world task takes. forgetbench never reads either (its rows carry the
-    config hash, its run record the environment), and lm-eval has no option to skip them: both
-    probes are replaced by silent ones."""
-    import lm_eval.evaluator
-
-    lm_eval.evaluator.get_git_commit_hash = _no_git_hash
-    lm_eval.evaluator.add_env_info = _no_env_info
-
-
-@functools.cache
-def _hflm_class():
-    """lm-eval's HFLM, its progress bars shown only when stderr is a terminal.
-
-    Its request methods take ``disable_tqdm``, but lm-eval's evaluator never passes it and
-    each bar is built with an explicit ``disable=``, so neither TQDM_DISABLE nor any option
-    reaches them; passing the flag in these three methods is the narrowest way.
-    """
-    from lm_eval.models.huggingface import HFLM
-
-    class QuietableHFLM(HFLM):
-        progress_bars = True
-
-        def loglikelihood(self, requests, disable_tqdm: bool = False):
-            return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
-
-        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
-
-        def generate_until(self, requests, disable_tqdm: bool = False):
-            return super().generate_until(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
-
-    return QuietableHFLM
-
-
-@dataclass
-class TaskScore:
-    """One metric of one task (or group) after one evaluation.
-
-    ``stream_task`` names the stream task whose held-out items were scored ("" for the suite's tasks).
-    """
-
-    eval_task: str
-    metric: str
-    value: float
-    stderr: float | None
-    n: int
-    seconds: float
-    stream_task: str = ""
-
-
 @dataclass(frozen=True)
 class _Entry:
     """One evaluation of ``evaluate``: an lm-eval spec (a registered name or a YAML path)."""
@@ -142,12 +83,6 @@ class _Entry:
     spec: str
     shots: int | None
     stream_task: str = ""
-
-
-@dataclass
-class Evaluation:
-    scores: list[TaskScore]
-    items: pd.DataFrame  # one row per scored item: eval_task, doc_id, target, pred, correct, logliks
 
 
 class LmEvalBridge:
@@ -184,6 +119,12 @@ class LmEvalBridge:
         self._build_seconds = 0.0  # building requests since the last evaluation's time line
         self.last_times: tuple[float, float, float] | None = None  # fast engine: prepare, model, score seconds
 
+    @property
+    def engine(self):
+        """The lm-eval model object that answers this bridge's requests (the fast engine or HFLM),
+        built at the first evaluation; None before it."""
+        return self._lm
+
     def _check_known(self, names: list[str]) -> None:
         known = set(self.task_manager.all_tasks)
         for name in names:
@@ -207,7 +148,7 @@ class LmEvalBridge:
         """
         from lm_eval import simple_evaluate
 
-        _silence_run_stamps()
+        silence_run_stamps()
         lm = self._wrap(loaded)
         scores, items = [], []
         evaluation_start = time.perf_counter()
@@ -238,11 +179,11 @@ class LmEvalBridge:
                 seconds = time.perf_counter() - start
                 if out is None:  # lm-eval builds results on LOCAL_RANK 0 only; this rank ran the same passes
                     continue
-                task_scores = _scores(out, seconds, entry.stream_task)
-                scores += task_scores
-                items.append(_items(out))
+                scored = task_scores(out, seconds, entry.stream_task)
+                scores += scored
+                items.append(item_rows(out))
                 # the entry's own scores (a group's overall, not its dozens of subtasks)
-                main = ", ".join(f"{s.metric}={s.value:.3f}" for s in task_scores if s.eval_task == entry.name)
+                main = ", ".join(f"{s.metric}={s.value:.3f}" for s in scored if s.eval_task == entry.name)
                 log.info(f"[{label}] eval {index}/{len(self.entries)} {entry.name}: {main} ({seconds:.1f}s)")
         finally:
             loaded.model.train()
@@ -307,7 +248,7 @@ class LmEvalBridge:
             if self.suite.engine == "fast":
                 self._lm = fast_lm_class()(token_budget=self.suite.token_budget, **kwargs)
             else:
-                self._lm = _hflm_class()(**kwargs)
+                self._lm = quiet_hflm_class()(**kwargs)
         self._lm.progress_bars = sys.stderr.isatty()
         return self._lm
 
@@ -337,60 +278,3 @@ def _check_local_rows(name: str, task) -> None:
                 f"eval task {name!r}: row {empty[0] + 1} of {files} has no {column!r} (missing or null), "
                 f"though other rows do ({len(empty)} of {len(values)} rows lack it)"
             )
-
-
-def _scores(out: dict, seconds: float, stream_task: str) -> list[TaskScore]:
-    """Metric rows from lm-eval's results (leaf tasks and groups alike)."""
-    rows = []
-    counts = {task: v["effective"] for task, v in out.get("n-samples", {}).items()}
-    children = out.get("group_subtasks", {})
-
-    def examples(task: str) -> int:  # a group (e.g. mmlu, mmlu_stem) counts its leaf tasks' items
-        return counts[task] if task in counts else sum(examples(c) for c in children.get(task, []))
-
-    for task, metrics in out["results"].items():
-        n = examples(task)
-        for key, value in metrics.items():
-            metric, _, _filter = key.partition(",")
-            if metric in ("alias", "sample_len") or metric.endswith("_stderr") or not isinstance(value, int | float):
-                continue
-            stderr = metrics.get(f"{metric}_stderr,{_filter}")
-            rows.append(TaskScore(task, metric, float(value), _number(stderr), int(n), seconds, stream_task))
-    return rows
-
-
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _items(out: dict) -> pd.DataFrame:
-    """Per-item outcomes: which choice won, whether it was right, the log-likelihoods."""
-    rows = []
-    for task, samples in out.get("samples", {}).items():
-        for s in samples:
-            if any(isinstance(r, str) for r in s["filtered_resps"]):  # generated text: no log-likelihoods
-                rows.append(
-                    {
-                        "eval_task": task,
-                        "doc_id": int(s["doc_id"]),
-                        "target": str(s["target"]),
-                        "pred": -1,
-                        "correct": float(s.get("exact_match", float("nan"))),
-                        "logliks": [],
-                    }
-                )
-                continue
-            logliks = [float(r[0]) for r in s["filtered_resps"]]
-            multiple = len(logliks) > 1
-            pred = int(max(range(len(logliks)), key=logliks.__getitem__)) if multiple else -1
-            rows.append(
-                {
-                    "eval_task": task,
-                    "doc_id": int(s["doc_id"]),
-                    "target": str(s["target"]),
-                    "pred": pred,
-                    "correct": float(s.get("acc", float("nan"))),
-                    "logliks": logliks,
-                }
-            )
-    return pd.DataFrame(rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from datasets import Dataset, load_dataset
 
@@ -20,6 +20,15 @@ class _HasName(Protocol):
 
 
 Named = TypeVar("Named", bound=_HasName)
+
+
+@runtime_checkable
+class BringsGeneralText(Protocol):
+    """A stream that also brings general text in its base model's style (the tiny world's held-out
+    corpus text): the analogue of general instruction data, which ``replay`` can mix in."""
+
+    def general_examples(self) -> Dataset:
+        """``prompt``/``response`` rows of general text."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""lm-eval behaviours forgetbench switches off, each where lm-eval offers no option for it:
+the run stamps its evaluator adds to every result, and HFLM's progress bars in log files."""
+
+from __future__ import annotations
+
+import functools
+
+
+def _no_git_hash() -> None:
+    return None
+
+
+def _no_env_info(results: dict) -> None:
+    return None
+
+
+def silence_run_stamps() -> None:
+    """lm-eval stamps every result with ``git describe`` of the working directory and with
+    torch's environment report. The first runs with its stderr inherited, so each evaluation
+    outside a git checkout prints "fatal: not a git repository" into the run's output; the second
+    starts a dozen subprocesses (``pip list`` among them), about 0.6 s per task and evaluation,
+    more than scoring a tiny-world task takes. forgetbench never reads either (its rows carry the
+    config hash, its run record the environment), and lm-eval has no option to skip them: both
+    probes are replaced by silent ones."""
+    import lm_eval.evaluator
+
+    lm_eval.evaluator.get_git_commit_hash = _no_git_hash
+    lm_eval.evaluator.add_env_info = _no_env_info
+
+
+@functools.cache
+def quiet_hflm_class():
+    """lm-eval's HFLM, its progress bars shown only when stderr is a terminal.
+
+    Its request methods take ``disable_tqdm``, but lm-eval's evaluator never passes it and
+    each bar is built with an explicit ``disable=``, so neither TQDM_DISABLE nor any option
+    reaches them; passing the flag in these three methods is the narrowest way.
+    """
+    from lm_eval.models.huggingface import HFLM
+
+    class QuietableHFLM(HFLM):
+        progress_bars = True
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return super().generate_until(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
+
+    return QuietableHFLM
