@@ -38,18 +38,19 @@ def test_default_run_learns_then_forgets_gradually(tmp_path) -> None:
     for task, base in general.loc[0].items():
         assert base >= 0.6, f"the base model must be able to do {task} (chance is 0.25) [0.835]"
     knowledge = general["tiny_world_knowledge"]
-    assert knowledge[0] - knowledge[3] >= 0.12, "full fine-tuning through the stream costs knowledge [21.4 points]"
-    assert knowledge[3] >= CHANCE + 0.2, "but the model still knows much of the world [0.536]"
+    assert knowledge[0] - knowledge[3] >= 0.12, "full fine-tuning through the stream costs knowledge [20.0 points]"
+    assert knowledge[3] >= CHANCE + 0.2, "but the model still knows much of the world [0.614]"
     for step, task in enumerate(STREAM, start=1):
-        assert stream.loc[step, task] - stream.loc[0, task] >= 0.4, f"{task} is learned at its step [0.54]"
-    # how much of count survives `reverse` varies most from seed to seed (its gain at the end ranged
-    # from +0.03 to +0.71, sd 0.25; translate's +0.05 to +0.14, sd 0.04), hence count's wider margin
-    # and the stream's forgetting asserted on the two tasks' mean: BWT = -mean(lost)
+        assert stream.loc[step, task] - stream.loc[0, task] >= 0.4, f"{task} is learned at its step [0.55]"
+    # what survives of the earlier tasks varies most from seed to seed (count's gain at the end ranged
+    # from +0.15 to +0.46, sd 0.12; translate's +0.11 to +0.36, sd 0.10; at 32 examples a step count's
+    # went down to +0.03), hence count's wider margin and the stream's forgetting asserted on the two
+    # tasks' mean: BWT = -mean(lost)
     margin = {"stream_translate": 0.05, "stream_count": 0.15}
     lost = []
     for step, task in enumerate(STREAM[:-1], start=1):
         at_end = stream.loc[3, task] - stream.loc[0, task]
-        assert at_end > -margin[task], f"{task} ends near or above its start [translate +0.05, count +0.03]"
+        assert at_end > -margin[task], f"{task} ends near or above its start [translate +0.11, count +0.15]"
         lost.append(stream.loc[step, task] - stream.loc[3, task])
     bwt = -sum(lost) / len(lost)
     assert bwt <= -0.25, f"the earlier stream tasks are forgotten in part: BWT {bwt:.2f} [-0.46]"
