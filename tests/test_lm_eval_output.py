@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from forgetbench.evaluation.lm_eval_output import item_rows, task_scores
 
 OUT = {
