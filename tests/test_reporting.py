@@ -15,6 +15,7 @@ import pytest
 from forgetbench.metrics import max_drop, stream_metrics
 from forgetbench.reporting.bootstrap import bootstrap_intervals
 from forgetbench.reporting.cli import main as report_main
+from forgetbench.reporting.seed_bootstrap import seed_intervals
 from tests.conftest import ROOT, SMALL, run_cli
 
 
@@ -61,6 +62,42 @@ def test_bootstrap_interval_covers_the_true_drop() -> None:
     assert 0.90 <= covered / trials <= 0.99
 
 
+def _seed_items(correct_by_run: dict[str, list[list[int]]]) -> pd.DataFrame:
+    """Per-item rows of one task: correct_by_run[run][step] lists the 0/1 outcomes of its items."""
+    rows = [
+        {"run": run, "eval_task": "k", "step": step, "doc_id": doc, "correct": float(c)}
+        for run, steps in correct_by_run.items()
+        for step, outcomes in enumerate(steps)
+        for doc, c in enumerate(outcomes)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_seed_intervals_average_per_run_fg_and_widen_with_the_spread_of_seeds() -> None:
+    """A size point is the mean over seeds of each run's FG and drop, with an interval over seeds and items:
+    seeds that disagree give a wider interval than seeds that agree on the same mean."""
+    base = [1] * 16 + [0] * 4  # R0 = 0.8 on 20 items
+    agree = {f"s{i}": [base, [1] * 12 + [0] * 8, [1] * 10 + [0] * 10] for i in range(4)}  # R1 = 0.6, R2 = 0.5
+    spread = {  # R2 = 0.2 or 0.8 (mean 0.5)
+        f"t{i}": [base, [1] * 12 + [0] * 8, ([1] * 4 + [0] * 16) if i % 2 else ([1] * 16 + [0] * 4)] for i in range(4)
+    }
+    facts = pd.DataFrame(
+        {"model": ["agree"] * 4 + ["spread"] * 4, "method": "full", "architecture": "decoder", "n_params": 10}
+        | {"run": [*agree, *spread]}
+    ).set_index("run")
+    result = seed_intervals(_seed_items(agree | spread), facts, {"k": "knowledge"}, draws=2000)
+    points = result.categories.set_index("model")
+    fg = np.mean([(0.8 - 0.6) / 0.8, (0.8 - 0.5) / 0.8]) * 100  # 31.25 for every agreeing seed
+    assert points.loc["agree", "fg"] == pytest.approx(fg) and points.loc["agree", "drop"] == pytest.approx(30)
+    assert points.loc["spread", "drop"] == pytest.approx(30) and points.loc["spread", "seeds"] == 4
+    for model in ("agree", "spread"):
+        assert points.loc[model, "drop_low"] < 30 < points.loc[model, "drop_high"]
+    width = points["drop_high"] - points["drop_low"]
+    assert width["spread"] > 1.5 * width["agree"]
+    curve = result.curves.query("model == 'agree' and step == 2").iloc[0]
+    assert curve["score"] == pytest.approx(0.5) and curve["score_low"] < 0.5 < curve["score_high"]
+
+
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory, cache_dir):
     """Two decoder sizes (one multirun) and an encoder-decoder run, small."""
@@ -89,10 +126,12 @@ def test_report_on_sizes_and_architectures_has_every_section(three_runs, tmp_pat
         "Forgetting per eval task",
         "Forgetting curves",
         "Forgetting against model size",
+        "Forgetting curves per architecture",
+        "Per model and category (mean over seeds, 95% CI)",
         "Stream accuracy matrix",
     ):
         assert f"## {section}" in text
-    for name in ("forgetting_curves", "fg_by_size", "stream_matrix"):
+    for name in ("forgetting_curves", "fg_by_size", "curves_by_architecture", "stream_matrix"):
         assert (out / f"{name}.png").stat().st_size > 5_000 and (out / f"{name}.svg").exists()
     summary = pd.read_csv(out / "summary.csv", index_col=0)
     assert len(summary) == 3 and set(summary["architecture"]) == {"decoder", "encoder-decoder"}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 
-def _correct_matrix(items: pd.DataFrame) -> pd.DataFrame:
+def correct_matrix(items: pd.DataFrame) -> pd.DataFrame:
     """doc_id × step matrix of 0/1 correctness for one (run, eval task); items scored at every step only."""
     return items.pivot_table(index="doc_id", columns="step", values="correct", aggfunc="first").dropna()
 
@@ -32,7 +32,7 @@ def bootstrap_intervals(items: pd.DataFrame, draws: int = 1000, level: float = 0
     tail = (1 - level) / 2 * 100
     records = []
     for (run, task), group in items.dropna(subset=["correct"]).groupby(["run", "eval_task"]):
-        matrix = _correct_matrix(group)
+        matrix = correct_matrix(group)
         if matrix.empty:
             continue
         values = matrix.to_numpy(dtype=float)

@@ -55,23 +55,90 @@ def forgetting_curves(
     return fig
 
 
-def fg_by_size(summary: pd.DataFrame) -> plt.Figure:
-    """Luo et al.'s picture: FG against parameter count (log axis) per category, a series per architecture."""
-    categories = [c[3:] for c in summary.columns if c.startswith("fg_")]
-    fig, axes = plt.subplots(1, max(1, len(categories)), figsize=(4.2 * max(1, len(categories)), 3.4), squeeze=False)
-    for ax, category in zip(axes.flat, categories):
-        for i, (arch, group) in enumerate(summary.groupby("architecture")):
-            means = group.groupby("n_params")[f"fg_{category}"].mean()
-            ax.plot(means.index, means.values, marker="o" if arch == "decoder" else "s", color=OKABE_ITO[i], label=arch)
+def fg_by_size(points: pd.DataFrame) -> plt.Figure:
+    """Luo et al.'s picture: FG (top) and final drop (bottom) against parameter count (log axis), per
+    category, a line per architecture (and method, when several), each point a model's mean over its
+    seeds with its 95% interval (:func:`forgetbench.reporting.seed_bootstrap.seed_intervals`)."""
+    categories = sorted(points["category"].unique())
+    several_methods = points["method"].nunique() > 1
+    fig, axes = plt.subplots(
+        2, max(1, len(categories)), figsize=(4.2 * max(1, len(categories)), 6.4), squeeze=False, sharex=True
+    )
+    for column, category in enumerate(categories):
+        in_category = points[points["category"] == category]
+        for i, ((arch, method), line) in enumerate(in_category.groupby(["architecture", "method"])):
+            line = line.sort_values("n_params")
+            label = f"{arch} · {method}" if several_methods else arch
+            for row, metric in enumerate(("fg", "drop")):
+                err = np.vstack([line[metric] - line[f"{metric}_low"], line[f"{metric}_high"] - line[metric]])
+                axes[row, column].errorbar(
+                    line["n_params"],
+                    line[metric],
+                    yerr=np.abs(err),
+                    capsize=3,
+                    color=OKABE_ITO[i % 8],
+                    marker="o" if arch == "decoder" else "s",
+                    label=label,
+                )
+        axes[0, column].set_title(category)
+        axes[0, column].set_ylabel("FG (% mean relative drop)")
+        axes[1, column].set_ylabel("final drop (points)")
+        axes[1, column].set_xlabel("parameters (log scale)")
+    for ax in axes.flat:
         ax.set_xscale("log")
-        ax.set_title(category)
-        ax.set_xlabel("parameters (log scale)")
-        ax.set_ylabel("FG (% mean relative drop)")
+        ax.axhline(0, color="black", linewidth=0.6)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("Forgetting against model size")
+    axes[0, 0].legend(fontsize=8)
+    seeds = points.groupby(["model", "method"])["seeds"].first()
+    fig.suptitle(
+        f"Forgetting against model size ({_seed_range(seeds)} a point; bars: 95% bootstrap over seeds and items)"
+    )
     fig.tight_layout()
     return fig
+
+
+def curves_by_architecture(curves: pd.DataFrame, points: pd.DataFrame, tasks: list[str]) -> plt.Figure:
+    """Forgetting curves side by side per architecture: a row per general task, a line per model (its
+    mean over seeds) coloured by size, the band its 95% interval over seeds and items."""
+    facts = points.drop_duplicates(["model", "method"]).sort_values("n_params")
+    architectures = sorted(facts["architecture"].unique())
+    fig, axes = plt.subplots(
+        len(tasks),
+        len(architectures),
+        figsize=(4.6 * len(architectures), 3.0 * len(tasks)),
+        squeeze=False,
+        sharey="row",
+    )
+    for column, arch in enumerate(architectures):
+        models = facts[facts["architecture"] == arch]
+        for row, task in enumerate(tasks):
+            ax = axes[row, column]
+            for i, model in enumerate(models.itertuples()):
+                line = curves[(curves["model"] == model.model) & (curves["method"] == model.method)]
+                line = line[line["eval_task"] == task].sort_values("step")
+                color = OKABE_ITO[i % len(OKABE_ITO)]
+                ax.plot(
+                    line["step"],
+                    line["score"],
+                    marker="o",
+                    color=color,
+                    label=f"{model.model} ({model.n_params / 1e6:.2f}M)",
+                )
+                ax.fill_between(line["step"], line["score_low"], line["score_high"], color=color, alpha=0.15)
+            ax.set_title(f"{arch} · {task}", fontsize=10)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("step (tasks fine-tuned)")
+            ax.set_ylabel("acc (fraction)")
+            ax.grid(alpha=0.3)
+        axes[0, column].legend(fontsize=7)
+    fig.suptitle("Forgetting curves per architecture (mean over seeds; bands: 95% bootstrap over seeds and items)")
+    fig.tight_layout()
+    return fig
+
+
+def _seed_range(seeds: pd.Series) -> str:
+    low, high = int(seeds.min()), int(seeds.max())
+    return f"{low} seed{'s' if high > 1 else ''}" if low == high else f"{low}-{high} seeds"
 
 
 def stream_heatmaps(rows: pd.DataFrame, facts: pd.DataFrame, metric: str = "acc", limit: int = 8) -> plt.Figure:

@@ -15,10 +15,18 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from forgetbench.reporting.bootstrap import bootstrap_intervals
-from forgetbench.reporting.figures import fg_by_size, forgetting_curves, method_comparison, stream_heatmaps
+from forgetbench.reporting.figures import (
+    curves_by_architecture,
+    fg_by_size,
+    forgetting_curves,
+    method_comparison,
+    stream_heatmaps,
+)
 from forgetbench.reporting.load import load_runs
 from forgetbench.reporting.render import Report, Section, mark_best, to_html, to_markdown
+from forgetbench.reporting.seed_bootstrap import seed_intervals
 from forgetbench.reporting.summary import (
+    BIAS,
     common_general_tasks,
     learning_view,
     run_facts,
@@ -57,8 +65,14 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str = "ac
         "forgetting_curves": forgetting_curves(rows, intervals, facts, common, metric),
         "stream_matrix": stream_heatmaps(rows, facts, metric),
     }
+    size_points = pd.DataFrame()
     if summary["n_params"].nunique() > 1 or summary["architecture"].nunique() > 1:
-        figures["fg_by_size"] = fg_by_size(summary)
+        categories = dict(zip(tasks["eval_task"], tasks["category"]))
+        by_seed = seed_intervals(items, facts, {t: c for t, c in categories.items() if c != BIAS})
+        size_points = by_seed.categories
+        if not size_points.empty:
+            figures["fg_by_size"] = fg_by_size(size_points)
+            figures["curves_by_architecture"] = curves_by_architecture(by_seed.curves, size_points, common)
     if summary["method"].nunique() > 1:
         figures["method_comparison"] = method_comparison(tasks, summary)
     for name, figure in figures.items():
@@ -69,13 +83,15 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str = "ac
     runs.rows.to_parquet(out / "merged_results.parquet", index=False)  # not results.parquet: readers glob that
     runs.items.to_parquet(out / "merged_items.parquet", index=False)
     summary.to_csv(out / "summary.csv")
-    report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures)
+    if not size_points.empty:
+        size_points.to_csv(out / "size_summary.csv", index=False)
+    report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures, size_points)
     (out / "report.md").write_text(to_markdown(report))
     (out / "report.html").write_text(to_html(report, out))
     return out / "report.md"
 
 
-def _assemble(summary, tasks, learning, facts, left_out, figures) -> Report:
+def _assemble(summary, tasks, learning, facts, left_out, figures, size_points) -> Report:
     notes = []
     incomplete = facts.index[~facts["complete"]].tolist()
     if incomplete:
@@ -88,12 +104,17 @@ def _assemble(summary, tasks, learning, facts, left_out, figures) -> Report:
     report.sections.append(Section("Runs (★ best per column)", table=mark_best(summary_view)))
     if summary.groupby(["model", "method"]).size().max() > 1:
         report.sections.append(Section("Across seeds (mean ± std)", table=seed_summary(summary)))
+    if not size_points.empty:
+        report.sections.append(
+            Section("Per model and category (mean over seeds, 95% CI)", table=_size_view(size_points))
+        )
     report.sections.append(Section("Forgetting per eval task", table=_task_view(tasks)))
     if not learning.empty:  # the gain beside the forgetting it cost
         report.sections.append(Section("Learning per stream task", table=learning))
     titles = {
         "forgetting_curves": "Forgetting curves",
         "fg_by_size": "Forgetting against model size",
+        "curves_by_architecture": "Forgetting curves per architecture",
         "stream_matrix": "Stream accuracy matrix",
         "method_comparison": "Method comparison",
     }
@@ -115,3 +136,13 @@ def _task_view(tasks: pd.DataFrame) -> pd.DataFrame:
     ]
     view["reads as"] = tasks["reading"]
     return view
+
+
+def _size_view(points: pd.DataFrame) -> pd.DataFrame:
+    view = points[["model", "architecture", "n_params", "method", "category", "seeds"]].copy()
+    for name, unit in (("fg", "FG %"), ("drop", "final drop (points)")):
+        view[f"{unit} [95% CI]"] = [
+            f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
+            for v, lo, hi in zip(points[name], points[f"{name}_low"], points[f"{name}_high"])
+        ]
+    return view.sort_values(["category", "architecture", "n_params"], ignore_index=True)
