@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from forgetbench.metrics import score_matrix, stream_order
 from forgetbench.results import STREAM
@@ -84,8 +84,13 @@ def fg_by_size(points: pd.DataFrame) -> plt.Figure:
         axes[0, column].set_ylabel("FG (% mean relative drop)")
         axes[1, column].set_ylabel("final drop (points)")
         axes[1, column].set_xlabel("parameters (log scale)")
+    sizes = sorted(points["n_params"].unique())
     for ax in axes.flat:
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(sizes))  # a tick at each model's size, in millions
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda n, _: f"{n / 1e6:.2g}M"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
         ax.axhline(0, color="black", linewidth=0.6)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)

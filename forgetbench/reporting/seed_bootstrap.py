@@ -79,10 +79,16 @@ def seed_intervals(
             for name, values in (("fg", fg), ("drop", drop)):
                 point = np.mean([values[t][0].mean() for t in tasks])
                 spread = np.mean([values[t][1] for t in tasks], axis=0)
-                low, high = np.percentile(spread, [tail, 100 - tail])
+                low, high = _percentiles(spread, tail)
                 row.update({name: point, f"{name}_low": low, f"{name}_high": high})
             summaries.append(row)
     return SeedIntervals(pd.DataFrame(curves), pd.DataFrame(summaries))
+
+
+def _percentiles(values: np.ndarray, tail: float) -> tuple[float, float]:
+    """The interval's ends, leaving out the draws where FG is undefined (an R_0 of 0 on the drawn items)."""
+    finite = values[np.isfinite(values)]
+    return tuple(np.percentile(finite, [tail, 100 - tail])) if len(finite) else (np.nan, np.nan)
 
 
 def _run_draws(items: pd.DataFrame, runs: list[str], draws: int, rng: np.random.Generator) -> dict:
