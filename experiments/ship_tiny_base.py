@@ -1,33 +1,39 @@
-"""Pretrain the default tiny base models and copy them into the package (forgetbench/tiny/pretrained/).
+"""Pretrain the tiny base models and copy them into the package (forgetbench/tiny/pretrained/).
 
-    python experiments/ship_tiny_base.py                  # tiny_decoder (the default) and tiny_encdec
-    python experiments/ship_tiny_base.py --models tiny_decoder     # one of them
+    python experiments/ship_tiny_base.py                  # the size ladder: 3 decoders, 3 encoder-decoders
+    python experiments/ship_tiny_base.py --models tiny_decoder tiny_encdec     # some of them
 
 Run it after changing the default world, a tiny model's shape or its pretraining: the shipped copy is
 keyed by the same hash as the cache, so a stale one is never used (it is pretrained instead), and
-tests/test_world.py fails until the default's copy is shipped again. Pretraining uses the CPU
+tests/test_tiny_ladder.py fails until the copy is shipped again. Pretraining uses the CPU
 (deterministic on one machine); the copy then gives every machine the same base weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+os.environ.setdefault("TQDM_DISABLE", "1")  # before datasets imports tqdm: no progress bars between the step lines
 
-from forgetbench.tiny.model import SHIPPED_DIR
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+
+from forgetbench.tiny.model import SHIPPED_DIR  # noqa: E402
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+LADDER = [f"tiny_{arch}{size}" for arch in ("decoder", "encdec") for size in ("_small", "", "_large")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["tiny_decoder", "tiny_encdec"], help="model group options")
+    parser.add_argument("--models", nargs="+", default=LADDER, help="model group options")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # pretraining's step lines
     with tempfile.TemporaryDirectory() as cache:
         for name in args.models:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -38,7 +44,7 @@ def main() -> None:
                 shutil.rmtree(stale)
             shutil.copytree(built, SHIPPED_DIR / built.name)
             size = sum(f.stat().st_size for f in (SHIPPED_DIR / built.name).iterdir())
-            print(f"{name}: shipped {SHIPPED_DIR / built.name} ({size / 1e6:.1f} MB)")
+            print(f"{name}: shipped {SHIPPED_DIR / built.name} ({size / 1e6:.1f} MB)", flush=True)
 
 
 if __name__ == "__main__":

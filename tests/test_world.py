@@ -89,25 +89,6 @@ def test_materialize_is_cached_and_complete(tmp_path) -> None:
     assert not list(tmp_path.glob("worlds/.tmp-*"))
 
 
-def test_the_default_base_model_is_shipped_under_its_cache_key(tmp_path) -> None:
-    """The default experiment starts from the shipped pretrained copy (same weights on every machine);
-    after a change to the default world, shape or pretraining, rerun experiments/ship_tiny_base.py."""
-    from hydra.utils import instantiate
-
-    from forgetbench.tiny.model import SHIPPED_DIR
-    from tests.conftest import compose
-
-    model = instantiate(compose([f"paths.cache_dir={tmp_path}"]).model, _convert_="all")
-    shipped = SHIPPED_DIR / f"{model.name}-{model.cache_key()}"
-    assert (shipped / "model.safetensors").is_file() and (shipped / "tokenizer.json").is_file(), (
-        f"{shipped.name} is not shipped: run python experiments/ship_tiny_base.py"
-    )
-    assert model.resolve_path() == str(tmp_path / "models" / shipped.name)  # copied, not pretrained
-    assert (tmp_path / "models" / shipped.name / "model.safetensors").read_bytes() == (
-        shipped / "model.safetensors"
-    ).read_bytes()
-
-
 def test_the_stream_scores_validation_items_when_asked_and_brings_its_general_text(tmp_path) -> None:
     from forgetbench.streams.base import BringsGeneralText
     from forgetbench.streams.local import LocalStream
@@ -129,3 +110,24 @@ def test_a_stream_task_without_enough_unseen_prompts_is_a_one_line_error() -> No
     crowded = WorldSpec(**{**SPEC.to_dict(), "n_stream_train": 20000})
     with pytest.raises(ForgetbenchError, match=r"world.n_stream_eval=12: stream task 'reverse' has too few prompts"):
         stream_task_rows(build_world(crowded), "reverse")
+
+
+def test_pretraining_objectives_add_one_pair_per_document_made_from_its_whole_text() -> None:
+    from forgetbench.tiny.objectives import pretraining_pairs
+
+    docs = [{"prompt": "kova lives in", "response": "bazimo ."}, {"prompt": "a b c d", "response": "e f"}]
+    assert pretraining_pairs(docs, "pairs", seed=0) == docs
+    for seed in range(20):
+        prefix = pretraining_pairs(docs, "prefix_lm", seed)
+        denoise = pretraining_pairs(docs, "denoise", seed)
+        assert len(prefix) == len(denoise) == 4 and all(d in prefix and d in denoise for d in docs)
+        texts = [f"{d['prompt']} {d['response']}" for d in docs]
+        for pair in (p for p in prefix if p not in docs):  # cut at a word, both sides non-empty
+            assert pair["prompt"] and pair["response"] and f"{pair['prompt']} {pair['response']}" in texts
+        for pair in (p for p in denoise if p not in docs):  # the whole text, from it less 1-3 words, 2 swapped
+            whole, noised = pair["response"].split(), pair["prompt"].split()
+            assert pair["response"] in texts and 1 <= len(whole) - len(noised) <= 3
+            gap = len(whole) - len(noised)
+            candidates = [whole[:i] + whole[i + gap :] for i in range(len(whole) - gap + 1)]
+            swapped = [k[:j] + [k[j + 1], k[j]] + k[j + 2 :] for k in candidates for j in range(len(k) - 1)]
+            assert noised in swapped or (len(noised) == 1 and noised in candidates)

@@ -26,6 +26,7 @@ from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import read_jsonl
 from forgetbench.models import LoadedModel, load_pretrained
 from forgetbench.tiny.files import materialize_world, world_key
+from forgetbench.tiny.objectives import Objective, pretraining_pairs
 from forgetbench.tiny.tokenizer import build_word_tokenizer
 from forgetbench.tiny.world import WorldSpec
 from forgetbench.training import TrainConfig, train_on_task
@@ -35,10 +36,11 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURES = ("decoder", "encoder-decoder")
 # Base models pretrained once and shipped in the package, under the same cache key the cache uses
-# (experiments/ship_tiny_base.py writes them: tiny_decoder, the default's, and tiny_encdec). The
-# default experiment and the architecture comparison then start from the same weights on every
-# machine (pretraining on another CPU rounds differently and lands elsewhere) and skip two thirds
-# of their cold start; any other shape, world or pretraining is pretrained here.
+# (experiments/ship_tiny_base.py writes them: the size ladder of experiment=tiny_world_ladder, the
+# default tiny_decoder among them). The default experiment and the size and architecture comparisons
+# then start from the same weights on every machine (pretraining on another CPU rounds differently and
+# lands elsewhere) and skip most of their cold start; any other shape, world or pretraining is
+# pretrained here.
 SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
@@ -52,7 +54,9 @@ class TinyWorldModel:
         hidden_size, num_layers, num_heads, ffn_size: the transformer's shape
             (encoder-decoder: num_layers each for encoder and decoder).
         world: the world it is pretrained on.
-        pretrain: how it is pretrained (loss on every token).
+        pretrain: how it is pretrained (a decoder: loss on every token).
+        objective: the pairs it is pretrained on (:mod:`forgetbench.tiny.objectives`): the corpus's
+            own ("pairs"), or with one more pair per document ("prefix_lm", "denoise").
         cache_dir: where pretrained models are kept, by hash.
         init_seed: seed of the random initialisation and pretraining order.
     """
@@ -66,6 +70,7 @@ class TinyWorldModel:
     num_heads: Positive = 4
     ffn_size: Positive = 512
     init_seed: int = 0
+    objective: Objective = "pairs"
     pretrain: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -82,6 +87,8 @@ class TinyWorldModel:
 
     def cache_key(self) -> str:
         shape = {k: v for k, v in asdict(self).items() if k not in ("name", "cache_dir", "world", "pretrain")}
+        if shape["objective"] == "pairs":  # keyed only when it changes the data (the default came later)
+            del shape["objective"]
         # when to checkpoint changes no weight; the loss's chunking and compilation change only rounding
         # (their switches came after the shipped base model, whose key stays what it was)
         unkeyed = ("checkpoint_every_minutes", "fused_loss", "compile")
@@ -121,7 +128,7 @@ class TinyWorldModel:
             f"pretraining {self.name} ({sum(p.numel() for p in model.parameters()):,} parameters) "
             f"on the tiny world: {self.pretrain.steps} steps"
         )
-        corpus = Dataset.from_list(read_jsonl(files.corpus))
+        corpus = Dataset.from_list(pretraining_pairs(read_jsonl(files.corpus), self.objective, self.init_seed))
         train_on_task(model, tokenizer, corpus, self.pretrain, seed=self.init_seed, label="pretrain")
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
