@@ -73,6 +73,11 @@ def compose(overrides: list[str]):
         return hydra_compose(config_name="config", overrides=overrides)
 
 
+def group_option(group: str, option: str):
+    """One option of a config group as composed, its own ``defaults:`` applied (``model``, ``tiny_decoder_large``)."""
+    return compose([f"{group}={option}"])[group]
+
+
 INSIDE_TASK_2 = re.compile(r"\[step 2/3 count\] step (1\d|2\d)/40")  # well inside the second of 40-step tasks
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, group_option
 from tests.helpers import save_tiny_model
 
 # a few hand-written rows per stream task, in each Hub dataset's own columns
@@ -53,7 +53,7 @@ def build_hub_mirror(root: Path) -> Path:
     texts = [*WORDS, *_stream_datasets(root), *_mmlu(root), *_race(root), *_hellaswag(root)]
     texts += [_template_words(spec) for spec in OmegaConf.load(CONF_DIR / "stream" / "luo2023.yaml").tasks]
     for config in sorted((CONF_DIR / "model").glob("*.yaml")):
-        model = OmegaConf.load(config)
+        model = group_option("model", config.stem)
         if model._target_.endswith("PretrainedModel") and not str(model.path).startswith("package:"):  # a Hub repo
             kind = next(k for prefix, k in KINDS.items() if config.stem.startswith(prefix))
             save_tiny_model(kind, texts, root / model.path, width=_width(config.stem))

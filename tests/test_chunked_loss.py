@@ -28,14 +28,15 @@ def _gradients(model, loss: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("kind", ["llama", "bloom", "mt5"])
 def test_chunked_loss_equals_the_models_loss_and_gradients(kind: str) -> None:
-    """Chunks of 5 tokens (several per batch, the last one short); fp32: equal to 1e-6 in value,
-    gradients to 1e-6 (absolute; they are of order 1e-2 here)."""
+    """Chunks of 5 tokens (several per batch, the last one short); fp32: equal to 1e-6 relative in value
+    (the loss is of order 10, where one float32 step is 1e-6: summing in chunks may round one step
+    apart, as it did for mT5 on this machine), gradients to 1e-6 (absolute; they are of order 1e-2 here)."""
     model, tokenizer = tiny_model(kind, TEXTS)
     model.eval()  # no dropout: both losses see the same network (gradients flow in eval mode too)
     batch = _batch(model, tokenizer)
     plain = model(**batch).loss
     chunked = chunked_lm_loss(model, batch, chunk_tokens=5)
-    assert torch.allclose(chunked, plain, atol=1e-6, rtol=0), (chunked.item(), plain.item())
+    assert torch.allclose(chunked, plain, atol=0, rtol=1e-6), (chunked.item(), plain.item())
     expected, got = _gradients(model, plain), _gradients(model, chunked_lm_loss(model, batch, chunk_tokens=5))
     assert expected.keys() == got.keys()
     for name, grad in expected.items():

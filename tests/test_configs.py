@@ -7,7 +7,7 @@ import importlib
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, compose
+from tests.conftest import CONF_DIR, compose, group_option
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 GROUP_OPTIONS = [
@@ -51,7 +51,7 @@ def test_config_groups_map_to_modules() -> None:
     """model/stream/method/train/eval options each name a forgetbench class."""
     for group in ("model", "stream", "method", "train", "eval"):
         for option in (CONF_DIR / group).glob("*.yaml"):
-            target = OmegaConf.load(option)["_target_"]
+            target = group_option(group, option.stem)["_target_"]
             assert target.startswith("forgetbench."), (option, target)
 
 

@@ -46,6 +46,7 @@ LAYERS = [
         "tiny.stream_tasks",
         "tiny.tokenizer",
         "tiny.files",
+        "tiny.objectives",
     ],
     ["training", "chunked_loss", "packing", "evaluation", "metrics"],
     ["methods", "tiny.model", "tiny.suite", "memory"],
