@@ -113,7 +113,8 @@ def _pooled(per_run: np.ndarray, chosen: np.ndarray) -> np.ndarray:
 
 
 def _fg(scores: np.ndarray) -> np.ndarray:
-    """Luo et al.'s FG over the last axis (steps), in percent; NaN where R_0 is 0."""
+    """Luo et al.'s FG over the last axis (steps), in percent; NaN where R_0 is 0. The formula of
+    :func:`forgetbench.metrics.luo_forgetting`, vectorised over runs and draws (a thousand per run)."""
     start = scores[..., :1]
     with np.errstate(divide="ignore", invalid="ignore"):
         return ((start - scores[..., 1:]) / start).mean(axis=-1) * 100
