@@ -27,6 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from forgetbench.chat import apply_chat_setting, check_chat_setting
 from forgetbench.errors import ForgetbenchError
 from forgetbench.hardware import default_device
 from forgetbench.hashing import stable_hash
@@ -49,6 +50,11 @@ class LoadedModel:
     @property
     def architecture(self) -> str:
         return "encoder-decoder" if self.model.config.is_encoder_decoder else "decoder"
+
+    @property
+    def chat_template(self) -> str | None:
+        """The chat template training and evaluation go through (``model.chat_template``); None: plain text."""
+        return getattr(self.tokenizer, "chat_template", None) or None
 
     @property
     def n_params(self) -> int:
@@ -75,6 +81,8 @@ class PretrainedModel:
         cache_dir: where a GGUF model's dequantized copy is kept (``<cache_dir>/models``), so only
             the first load pays for dequantizing (about 40 s for 135M parameters on 2 CPU cores);
             null: dequantize at every load.
+        chat_template: auto (the tokenizer's own template when it has one, else plain text),
+            none (plain text) or the path of a Jinja file (see :mod:`forgetbench.chat`).
     """
 
     name: str
@@ -86,15 +94,17 @@ class PretrainedModel:
     mirror: str | None = None
     gguf_file: str | None = None
     cache_dir: str | None = None
+    chat_template: str = "auto"
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_chat_setting(self.chat_template)
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
         path, gguf_file = self.resolve_path(), self.gguf_file
         if gguf_file and self.cache_dir:
             path, gguf_file = dequantized_copy(path, gguf_file, Path(self.cache_dir) / "models"), None
-        return load_pretrained(
+        loaded = load_pretrained(
             self.name,
             path,
             self.dtype,
@@ -103,6 +113,8 @@ class PretrainedModel:
             device or default_device(),
             gguf_file,
         )
+        apply_chat_setting(loaded.tokenizer, self.chat_template, loaded.model.config.is_encoder_decoder)
+        return loaded
 
     def resolve_path(self) -> str:
         """``path`` read through the mirror; ``package:NAME`` is the folder of the installed Python
@@ -113,12 +125,18 @@ class PretrainedModel:
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         """The tokenizer alone (no weights): what streams and ``data-check`` count tokens with."""
-        path = self.resolve_path()
+        path, gguf_file = self.resolve_path(), self.gguf_file
         if self.gguf_file and self.cache_dir:  # the dequantized copy when a load has made it
             copy = _dequantized_folder(path, self.gguf_file, Path(self.cache_dir) / "models")
             if copy.is_dir():
-                return load_tokenizer(str(copy))
-        return load_tokenizer(path, self.gguf_file)
+                path, gguf_file = str(copy), None
+        tokenizer = load_tokenizer(path, gguf_file)
+        # whether it is an encoder-decoder decides what auto and a path mean (none needs no config read)
+        encoder_decoder = (
+            self.chat_template != "none" and AutoConfig.from_pretrained(path, **_gguf(gguf_file)).is_encoder_decoder
+        )
+        apply_chat_setting(tokenizer, self.chat_template, encoder_decoder)
+        return tokenizer
 
 
 PACKAGE_PREFIX = "package:"

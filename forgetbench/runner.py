@@ -30,6 +30,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from forgetbench.chat import chat_setting_key
 from forgetbench.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from forgetbench.distributed import Processes
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped
@@ -69,6 +70,8 @@ def config_hash(cfg: DictConfig) -> str:
     masked["paths"] = {key: f"<paths.{key}>" for key in cfg.paths}
     masked["train"].pop("checkpoint_every_minutes", None)  # when to checkpoint changes no result
     masked["eval"].pop("token_budget", None)  # nor how the fast engine batches (tests/test_fast_engine.py)
+    if "chat_template" in masked["model"]:  # a template file by its content: what renders the examples
+        masked["model"]["chat_template"] = chat_setting_key(str(masked["model"]["chat_template"]))
     resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)
     return stable_hash({k: v for k, v in resolved.items() if k not in UNHASHED_KEYS})
 
@@ -133,6 +136,11 @@ class Recipe:
         self.bridge = LmEvalBridge(self.suite, self.stream, tokenizer)
         self.bridge.check_data()
         self.loaded = model_source.load(self.processes.start(resolve_device(self.cfg.device)))
+        if self.loaded.chat_template and not self.loaded.model.config.is_encoder_decoder:
+            log.info(
+                "chat template in force: training labels the assistant turns; evaluation %s it",
+                "applies" if self.bridge.chat["apply_chat_template"] else "does not apply",
+            )
         self.loaded.model = self.method.prepare_model(self.loaded.model, [t.name for t in self.stream])
         self.facts = RunFacts(
             run_id=self.run_dir.name,

@@ -26,6 +26,7 @@ from torch.distributed.tensor import DTensor
 from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetbench import packing
+from forgetbench.chat import chat_example
 from forgetbench.chunked_loss import chunked_lm_loss
 from forgetbench.distributed import Processes
 from forgetbench.errors import ForgetbenchError, RunStopped, TrainingDiverged
@@ -119,8 +120,17 @@ def tokenize_pairs(
 
     Decoder-only: the sequence is prompt, response, EOS, and the loss covers the
     response (and EOS) unless ``loss_on_prompt``. Encoder-decoder: the prompt
-    goes to the encoder, the response and EOS are the labels.
+    goes to the encoder, the response and EOS are the labels. A decoder whose tokenizer
+    has a chat template in force (``model.chat_template``) is trained through it instead:
+    rows become messages (a ``system`` column, ``messages`` rows), the loss covers the
+    assistant turns (:func:`forgetbench.chat.chat_example`).
     """
+    if not encoder_decoder and getattr(tokenizer, "chat_template", None):
+        return dataset.map(
+            lambda row: chat_example(tokenizer, row, config.max_length, config.loss_on_prompt),
+            remove_columns=dataset.column_names,
+            desc="rendering chats",
+        )
 
     def encode(row: dict) -> dict:
         prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]

@@ -90,6 +90,8 @@ class FileTask:
         limit: read only the first N rows of the files (null: all).
         sample: keep a seeded random sample of N rows after the filters (null: all).
         seed: seeds the sample and the held-out split.
+        system_prompt: stream tasks: a system turn before each training example under a chat
+            template (``model.chat_template``), instead of the stream's; null: the stream's.
     """
 
     name: str
@@ -107,6 +109,7 @@ class FileTask:
     limit: Positive | None = None
     sample: Positive | None = None
     seed: NonNegative = 0
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)

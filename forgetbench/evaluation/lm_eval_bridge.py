@@ -39,12 +39,21 @@ import pandas as pd
 from packaging.version import Version
 from transformers import PreTrainedTokenizerBase
 
+from forgetbench.chat import available_template, template_in_force
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.fast_engine import fast_lm_class
 from forgetbench.evaluation.lm_eval_output import Evaluation, item_rows, task_scores
 from forgetbench.evaluation.lm_eval_quirks import quiet_hflm_class, silence_run_stamps
+from forgetbench.evaluation.mmlu_offline import round_robin, shipped_items
 from forgetbench.evaluation.suite import EvalSuite
-from forgetbench.evaluation.task_configs import local_task_config, stream_task_config, write_rows, write_task_yaml
+from forgetbench.evaluation.task_configs import (
+    TURN_END_TASK,
+    local_task_config,
+    stream_task_config,
+    turn_end_config,
+    write_rows,
+    write_task_yaml,
+)
 from forgetbench.hub_mirror import datasets_from
 from forgetbench.models import LoadedModel
 from forgetbench.stopping import raise_if_stopped
@@ -83,6 +92,7 @@ class _Entry:
     spec: str
     shots: int | None
     stream_task: str = ""
+    limit: int | None = None
 
 
 class LmEvalBridge:
@@ -98,26 +108,55 @@ class LmEvalBridge:
     ) -> None:
         _check_lm_eval_version()
         self.suite = suite
-        names = [name for name, _ in suite.task_shots()]
+        # the chat template in force (model.chat_template) decides how every prompt is rendered
+        in_force = getattr(tokenizer, "chat_template", None)
+        self.chat = suite.chat_options(in_force, available_template(tokenizer) if tokenizer else None)
+        names = [name for name, _, _ in suite.task_shots()]
         self.task_manager = _task_manager(tuple(str(p) for p in suite.task_folders()), tuple(names))
         self._check_known(names)
         self._stream_dir = tempfile.TemporaryDirectory(prefix="forgetbench-stream-tasks-")
         folder = Path(self._stream_dir.name)
         # registered tasks go by name; file and stream tasks by the path of the YAML written for them
-        self.entries = [_Entry(name, name, shots) for name, shots in suite.task_shots()]
+        self.entries = [_Entry(name, name, shots, limit=limit) for name, shots, limit in suite.task_shots()]
         for file_task in suite.file_tasks:  # tokenizer: for a task's max_tokens filter
             rows = file_task.prepare(tokenizer, split=False).held_out.to_list()
             data_file = write_rows(rows, folder, file_task.name)
-            config = local_task_config(file_task.name, data_file, file_task.held_out_scoring())
+            config = local_task_config(file_task.name, data_file, file_task.held_out_scoring(), self._chat)
             path = write_task_yaml(config, folder)
-            self.entries.append(_Entry(path.stem, str(path), None))
+            self.entries.append(_Entry(path.stem, str(path), None, limit=suite.limit))
         for task in stream_tasks:
-            path = write_task_yaml(stream_task_config(task, folder), folder)
-            self.entries.append(_Entry(path.stem, str(path), None, task.name))
+            path = write_task_yaml(stream_task_config(task, folder, self._chat), folder)
+            self.entries.append(_Entry(path.stem, str(path), None, task.name, suite.limit))
+        if suite.turn_end:
+            self.entries.append(self._turn_end_entry(folder, tokenizer, suite.turn_end))
         self._lm = None  # one HFLM per model object: it holds a reference, training updates it in place
         self._built: dict[int, object] = {}  # built lm-eval Task/Group per entry: data loaded once per run
         self._build_seconds = 0.0  # building requests since the last evaluation's time line
         self.last_times: tuple[float, float, float] | None = None  # fast engine: prepare, model, score seconds
+
+    @staticmethod
+    def _turn_end_entry(folder: Path, tokenizer: PreTrainedTokenizerBase | None, limit: int | None) -> _Entry:
+        """Task ``turn_end`` (``eval.turn_end``) over the shipped MMLU items: does the model close its
+        turn (EOS: what training appends to plain text, and what a chat model's template ends a turn
+        with) right after a complete answer, "The answer is <the right choice>."? (After the bare
+        choice, a fragment, SmolLM2-135M-Instruct ends its turn on 1 of 20 items; after the
+        sentence, on 9 of 20.)"""
+        if tokenizer is None or not tokenizer.eos_token:
+            raise ForgetbenchError("eval.turn_end=true needs the model's tokenizer and its end-of-turn (EOS) token")
+        rows = [
+            {
+                "prompt": item["question"].strip(),
+                "response": f"The answer is {item['choices'][item['answer']].strip().rstrip('.')}.",
+                "end": tokenizer.eos_token,
+            }
+            for item in round_robin(shipped_items())
+        ]
+        path = write_task_yaml(turn_end_config(write_rows(rows, folder, TURN_END_TASK)), folder)
+        return _Entry(path.stem, str(path), 0, limit=limit)
+
+    @property
+    def _chat(self) -> bool:
+        return self.chat["apply_chat_template"]
 
     @property
     def engine(self):
@@ -161,19 +200,21 @@ class LmEvalBridge:
                 with (
                     context(loaded.model, entry.name, entry.stream_task) if context else contextlib.nullcontext(),
                     datasets_from(self.suite.mirror),
+                    template_in_force(loaded.tokenizer, self._chat),
                 ):
                     out = simple_evaluate(
                         model=lm,
                         tasks=[self._built_task(index, entry)],
                         num_fewshot=entry.shots,
                         task_manager=self.task_manager,
-                        limit=self.suite.limit,
+                        limit=entry.limit,
                         cache_requests=False,
                         log_samples=True,
                         bootstrap_iters=100,
                         random_seed=None,
                         numpy_random_seed=None,
                         torch_random_seed=None,
+                        **self.chat,
                     )
                 raise_if_stopped()
                 seconds = time.perf_counter() - start

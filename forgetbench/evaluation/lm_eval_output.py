@@ -69,7 +69,8 @@ def item_rows(out: dict) -> pd.DataFrame:
             if any(isinstance(r, str) for r in s["filtered_resps"]):  # generated text
                 rows.append(row | {"pred": -1, "correct": float(s.get("exact_match", float("nan"))), "logliks": []})
                 continue
-            logliks = [float(r[0]) for r in s["filtered_resps"]]
+            # (log-likelihood, is_greedy) per choice; a rolling (perplexity) request gives its sum alone
+            logliks = [float(r[0] if isinstance(r, list | tuple) else r) for r in s["filtered_resps"]]
             pred = int(max(range(len(logliks)), key=logliks.__getitem__)) if len(logliks) > 1 else -1
             rows.append(row | {"pred": pred, "correct": float(s.get("acc", float("nan"))), "logliks": logliks})
     return pd.DataFrame(rows)

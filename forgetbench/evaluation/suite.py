@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from forgetbench.data.file_task import FileTask, file_tasks
+from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.task_configs import TASKS_DIR
 from forgetbench.validation import NonNegative, Positive, check_fields
 
@@ -18,7 +19,7 @@ class EvalSuite:
     Attributes:
         name: the suite's name.
         tasks: lm-eval task or group names; an entry may be a dict
-            ``{task: NAME, num_fewshot: K}`` to set its shots.
+            ``{task: NAME, num_fewshot: K, limit: N}`` to set its shots or its items (per subtask).
         num_fewshot: shots for entries that do not set their own (null: the task's default).
         limit: items per task (null: all); for smoke runs.
         engine: what answers lm-eval's requests: ``fast`` (forgetbench's engine: requests built
@@ -38,6 +39,20 @@ class EvalSuite:
         files: tasks from a user's own table files, scored beside ``tasks``: one mapping per task
             with :class:`~forgetbench.data.file_task.FileTask`'s fields (every row is scored; nothing
             is held out for training). A domain's own benchmark sits beside MMLU this way.
+        apply_chat_template: render every prompt through the model's chat template (lm-eval's
+            ``apply_chat_template``); null: when the model has one in force (``model.chat_template``).
+            True with ``model.chat_template=none`` evaluates through the tokenizer's own template a
+            model fine-tuned on plain text.
+        fewshot_as_multiturn: few-shot examples as earlier user/assistant turns (lm-eval's
+            ``fewshot_as_multiturn``); null: as ``apply_chat_template``.
+        turn_end: score task ``turn_end`` on this many items (0: not at all): whether the model
+            ends its turn after a right answer (on the shipped MMLU items, spread over the subjects:
+            the question as the prompt, "The answer is <right
+            choice>." as the response; acc = the end-of-turn token, EOS, is the greedy next token,
+            perplexity = 1 / its geometric-mean probability; through the chat template when one is
+            applied): a format kept or lost.
+        system_instruction: a system turn before every prompt (lm-eval's ``system_instruction``;
+            plain text puts it first); null: none.
     """
 
     name: str
@@ -51,10 +66,36 @@ class EvalSuite:
     categories: dict[str, list[str]] = field(default_factory=dict)
     mirror: str | None = None
     files: list[dict] = field(default_factory=list)
+    apply_chat_template: bool | None = None
+    fewshot_as_multiturn: bool | None = None
+    system_instruction: str | None = None
+    turn_end: NonNegative = 0
 
     def __post_init__(self) -> None:
         check_fields(self)
         self.file_tasks: list[FileTask] = file_tasks(self.files, "eval.files")
+
+    def chat_options(self, in_force: str | None, available: str | None = None) -> dict:
+        """lm-eval's chat arguments for a model whose chat template in force is ``in_force`` (None:
+        plain text; ``available``: one it has set aside), or a one-line error when asked for a
+        template the model lacks."""
+        apply = bool(in_force) if self.apply_chat_template is None else self.apply_chat_template
+        if apply and not (in_force or available):
+            raise ForgetbenchError(
+                "eval.apply_chat_template=true, but the model has no chat template in force "
+                "(model.chat_template=none, or its tokenizer has none); set eval.apply_chat_template=false "
+                "or give one with model.chat_template=PATH"
+            )
+        multiturn = apply if self.fewshot_as_multiturn is None else self.fewshot_as_multiturn
+        if multiturn and not apply:
+            raise ForgetbenchError(
+                "eval.fewshot_as_multiturn=true needs the chat template applied (eval.apply_chat_template)"
+            )
+        return {
+            "apply_chat_template": apply,
+            "fewshot_as_multiturn": multiturn,
+            "system_instruction": self.system_instruction,
+        }
 
     def category_of(self, task: str) -> str:
         """The category listing ``task`` (or a task it is a subtask of), else "other"."""
@@ -67,12 +108,15 @@ class EvalSuite:
         """Folders on lm-eval's include_path: the project's own, then ``include_path``."""
         return [TASKS_DIR, *(Path(p) for p in self.include_path)]
 
-    def task_shots(self) -> list[tuple[str, int | None]]:
-        """Each task name with its number of shots (None: the task's default)."""
-        pairs = []
+    def task_shots(self) -> list[tuple[str, int | None, int | None]]:
+        """Each task name with its number of shots (None: the task's default) and its item limit
+        (None: all)."""
+        triples = []
         for entry in self.tasks:
             if isinstance(entry, str):
-                pairs.append((entry, self.num_fewshot))
+                triples.append((entry, self.num_fewshot, self.limit))
             else:
-                pairs.append((entry["task"], entry.get("num_fewshot", self.num_fewshot)))
-        return pairs
+                triples.append(
+                    (entry["task"], entry.get("num_fewshot", self.num_fewshot), entry.get("limit", self.limit))
+                )
+        return triples

@@ -20,10 +20,10 @@ import random
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset
 
 from forgetbench.methods.base import Method, TaskContext
-from forgetbench.streams.base import PAIR_COLUMNS, read_rows, require_columns
+from forgetbench.streams.base import PAIR_COLUMNS, SYSTEM_COLUMN, read_rows, require_columns, training_rows
 from forgetbench.validation import NonNegative, Probability
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Replay(Method):
         for i, pool in enumerate(pools):
             share = wanted // len(pools) + (1 if i < wanted % len(pools) else 0)
             replayed += [pool[rng.randrange(len(pool))] for _ in range(share)]
-        mixed = concatenate_datasets([ctx.examples.select_columns(list(PAIR_COLUMNS)), Dataset.from_list(replayed)])
+        mixed = Dataset.from_list(training_rows(ctx.examples) + replayed)
         return mixed.shuffle(seed=ctx.seed)
 
     def _general_rows(self, ctx: TaskContext) -> list[dict]:
@@ -74,16 +74,16 @@ class Replay(Method):
         if general is None and self.general_data == STREAM_GENERAL and not self._said_none:
             log.info("replay: the stream has no general text of its own; replaying earlier tasks only")
             self._said_none = True
-        return [] if general is None else general.select_columns(list(PAIR_COLUMNS)).to_list()
+        return [] if general is None else training_rows(general)
 
     def after_task(self, ctx: TaskContext) -> None:
         rng = random.Random(ctx.seed)
         keep = rng.sample(range(len(ctx.examples)), min(self.buffer_size, len(ctx.examples)))
-        rows = ctx.examples.select(keep).select_columns(list(PAIR_COLUMNS)).to_list()
+        rows = training_rows(ctx.examples.select(keep))
         self._buffer += rows
 
     def state_dict(self) -> dict:
         return {"buffer": list(self._buffer)}
 
     def load_state_dict(self, state: dict) -> None:
-        self._buffer = list(state["buffer"])
+        self._buffer = [{SYSTEM_COLUMN: None, **row} for row in state["buffer"]]  # older runs kept no system prompt

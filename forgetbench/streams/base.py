@@ -11,6 +11,7 @@ from datasets import Dataset, load_dataset
 from forgetbench.errors import ForgetbenchError
 
 PAIR_COLUMNS = ("prompt", "response")
+SYSTEM_COLUMN = "system"  # a training row's system prompt (a stream's or task's ``system_prompt``), when set
 CHOICE_COLUMNS = ("question", "choices", "answer")
 SCORING_KINDS = ("multiple_choice", "loglikelihood", "generation")
 
@@ -131,6 +132,26 @@ def local_stream_task(name: str, train_file: str | Path, test_file: str | Path, 
         test, CHOICE_COLUMNS if kind == "multiple_choice" else PAIR_COLUMNS, name, f"test file {str(test_file)!r}"
     )
     return StreamTask(name, train.select_columns(list(PAIR_COLUMNS)), Path(test_file).resolve(), Scoring(kind))
+
+
+def with_system_prompt(tasks: list[StreamTask], system_prompt: str | None) -> list[StreamTask]:
+    """The tasks with ``system_prompt`` in a ``system`` column of their training rows (what a chat
+    template renders as the system turn; plain text ignores it); unchanged for None."""
+    for task in tasks:
+        if system_prompt is not None:
+            train = task.train.remove_columns([c for c in (SYSTEM_COLUMN,) if c in task.train.column_names])
+            task.train = train.add_column(SYSTEM_COLUMN, [system_prompt] * len(train))
+    return tasks
+
+
+def training_rows(rows: Dataset) -> list[dict]:
+    """Each row's prompt, response and system prompt (None when it has none): what a method that
+    mixes rows of several tasks (replay) keeps of them."""
+    system = rows[SYSTEM_COLUMN] if SYSTEM_COLUMN in rows.column_names else [None] * len(rows)
+    return [
+        {"prompt": p, "response": r, SYSTEM_COLUMN: s}
+        for p, r, s in zip(rows["prompt"], rows["response"], system, strict=True)
+    ]
 
 
 def apply_order(tasks: list[Named], order: list[str] | None) -> list[Named]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from transformers import PreTrainedTokenizerBase
 
 from forgetbench.data.file_task import FileTask, file_tasks
-from forgetbench.streams.base import StreamTask, apply_order
+from forgetbench.streams.base import StreamTask, apply_order, with_system_prompt
 from forgetbench.validation import Positive, check_fields
 
 
@@ -24,12 +24,15 @@ class FilesStream:
         tasks: one mapping per task, with :class:`FileTask`'s fields (name, files, prompt, response, ...).
         order: task names in training order (empty: as listed).
         max_train_examples: cap on training rows per task, after the task's own filters (null: all).
+        system_prompt: a system turn before every training example, rendered by a chat template
+            (``model.chat_template``; plain text ignores it); a task's own ``system_prompt`` wins; null: none.
     """
 
     name: str
     tasks: list[dict]
     order: list[str] = field(default_factory=list)
     max_train_examples: Positive | None = None
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -45,6 +48,7 @@ class FilesStream:
         if self.max_train_examples is not None and len(train) > self.max_train_examples:
             prepared.dropped["max_train_examples"] = len(train) - self.max_train_examples
             train = train.select(range(self.max_train_examples))
-        return StreamTask(
+        stream_task = StreamTask(
             task.name, train, None, task.held_out_scoring(), test_rows=prepared.held_out, dropped=prepared.dropped
         )
+        return with_system_prompt([stream_task], task.system_prompt or self.system_prompt)[0]

@@ -27,7 +27,7 @@ from forgetbench.errors import ForgetbenchError
 from forgetbench.hashing import stable_hash
 from forgetbench.hub_mirror import local_copy
 from forgetbench.jsonl import write_jsonl
-from forgetbench.streams.base import PAIR_COLUMNS, Scoring, StreamTask, apply_order
+from forgetbench.streams.base import PAIR_COLUMNS, Scoring, StreamTask, apply_order, with_system_prompt
 from forgetbench.validation import Positive, check_fields
 
 
@@ -88,6 +88,8 @@ class HubStream:
     max_new_tokens: generation budget per held-out item.
     max_train_examples: cap on training rows per task after sampling (null: ``n_train``); for smoke runs.
     mirror: a folder of local Hub copies (see :mod:`forgetbench.hub_mirror`).
+    system_prompt: a system turn before every training example, rendered by a chat template
+        (``model.chat_template``; plain text ignores it); null: none.
     """
 
     name: str
@@ -99,6 +101,7 @@ class HubStream:
     max_new_tokens: Positive = 64
     max_train_examples: Positive | None = None
     mirror: str | None = None
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -106,7 +109,7 @@ class HubStream:
     def load(self, tokenizer=None) -> list[StreamTask]:  # no token filter: the tokenizer goes unused
         # order first: a task left out is never downloaded
         specs = apply_order([HubTaskSpec(**spec) for spec in self.tasks], self.order)
-        return [self._load_task(spec) for spec in specs]
+        return with_system_prompt([self._load_task(spec) for spec in specs], self.system_prompt)
 
     def _load_task(self, spec: HubTaskSpec) -> StreamTask:
         if spec.processed_dir:

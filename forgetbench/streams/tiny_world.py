@@ -9,7 +9,7 @@ from datasets import Dataset
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.jsonl import read_jsonl
-from forgetbench.streams.base import StreamTask, apply_order, local_stream_task
+from forgetbench.streams.base import StreamTask, apply_order, local_stream_task, with_system_prompt
 from forgetbench.tiny.files import materialize_world
 from forgetbench.tiny.stream_tasks import STREAM_TASKS
 from forgetbench.tiny.world import WorldSpec
@@ -27,6 +27,8 @@ class TinyWorldStream:
     max_train_examples: cap on training rows per task (null: all).
     held_out: which held-out items are scored: test (results) or validation (choosing
         hyper-parameters, experiments/tune_methods.py).
+    system_prompt: a system turn before every training example, rendered by a chat template
+        (``model.chat_template``; plain text ignores it); null: none.
     """
 
     name: str
@@ -36,6 +38,7 @@ class TinyWorldStream:
     order: list[str] = field(default_factory=list)
     max_train_examples: Positive | None = None
     held_out: Literal["test", "validation"] = "test"
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -53,7 +56,7 @@ class TinyWorldStream:
             )
             for t in self.tasks
         ]
-        return apply_order(loaded, self.order)
+        return with_system_prompt(apply_order(loaded, self.order), self.system_prompt)
 
     def general_examples(self) -> Dataset:
         """Held-out text in the style of the base model's pretraining corpus (what replay mixes in)."""

@@ -21,6 +21,7 @@ from datasets import Dataset
 from filelock import FileLock
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 
+from forgetbench.chat import apply_chat_setting, check_chat_setting
 from forgetbench.hardware import default_device
 from forgetbench.hashing import stable_hash
 from forgetbench.jsonl import read_jsonl
@@ -59,6 +60,9 @@ class TinyWorldModel:
             own ("pairs"), or with one more pair per document ("prefix_lm", "denoise").
         cache_dir: where pretrained models are kept, by hash.
         init_seed: seed of the random initialisation and pretraining order.
+        chat_template: auto or none (plain text: the world's tokenizer has no template), or the
+            path of a Jinja file to fine-tune and evaluate the base model through (decoder only;
+            see :mod:`forgetbench.chat`); pretraining is plain text either way.
     """
 
     name: str
@@ -72,21 +76,28 @@ class TinyWorldModel:
     init_seed: int = 0
     objective: Objective = "pairs"
     pretrain: TrainConfig = field(default_factory=TrainConfig)
+    chat_template: str = "auto"
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_chat_setting(self.chat_template)
         if self.hidden_size % self.num_heads:
             raise InvalidValue("hidden_size", self.hidden_size, f"it must be a multiple of num_heads={self.num_heads}")
 
     def load(self, device: torch.device | None = None) -> LoadedModel:
-        return load_pretrained(self.name, self.resolve_path(device), dtype="float32", device=device)
+        loaded = load_pretrained(self.name, self.resolve_path(device), dtype="float32", device=device)
+        apply_chat_setting(loaded.tokenizer, self.chat_template, self.architecture == "encoder-decoder")
+        return loaded
 
     def load_tokenizer(self) -> PreTrainedTokenizerFast:
         """The base model's tokenizer without its weights (built from the world's texts, as pretraining does)."""
-        return build_word_tokenizer(materialize_world(self.world, self.cache_dir).all_texts())
+        tokenizer = build_word_tokenizer(materialize_world(self.world, self.cache_dir).all_texts())
+        apply_chat_setting(tokenizer, self.chat_template, self.architecture == "encoder-decoder")
+        return tokenizer
 
     def cache_key(self) -> str:
-        shape = {k: v for k, v in asdict(self).items() if k not in ("name", "cache_dir", "world", "pretrain")}
+        unshaped = ("name", "cache_dir", "world", "pretrain", "chat_template")  # chat_template: fine-tuning only
+        shape = {k: v for k, v in asdict(self).items() if k not in unshaped}
         if shape["objective"] == "pairs":  # keyed only when it changes the data (the default came later)
             del shape["objective"]
         # when to checkpoint changes no weight; the loss's chunking and compilation change only rounding

@@ -26,40 +26,15 @@ def write_general_tasks(files: WorldFiles) -> None:
         write_task_yaml(config, files.tasks_dir)
 
 
-def tiny_world_suite(
-    world: WorldSpec,
-    cache_dir: str,
-    name: str,
-    tasks: list,
-    num_fewshot: int | None = None,
-    limit: int | None = None,
-    engine: str = "fast",
-    token_budget: int = 16384,
-    batch_size: int = 64,
-    include_path: list[str] | None = None,
-    categories: dict[str, list[str]] | None = None,
-    files: list[dict] | None = None,
-) -> EvalSuite:
-    """An :class:`EvalSuite` over the tiny world's generated tasks.
+def tiny_world_suite(world: WorldSpec, cache_dir: str, **fields) -> EvalSuite:
+    """An :class:`EvalSuite` (``fields``: its fields) over the tiny world's generated tasks.
 
     Args:
         world: the world whose tasks are scored.
         cache_dir: where generated worlds are kept.
-        name, tasks, num_fewshot, limit, engine, token_budget, batch_size, include_path,
-            categories, files: as for
-            :class:`EvalSuite`; the world's task folder is added to ``include_path``.
+        fields: :class:`EvalSuite`'s; the world's task folder is added to ``include_path``.
     """
     world_files = materialize_world(world, cache_dir)
     write_general_tasks(world_files)
-    return EvalSuite(
-        name=name,
-        tasks=tasks,
-        num_fewshot=num_fewshot,
-        limit=limit,
-        engine=engine,
-        token_budget=token_budget,
-        batch_size=batch_size,
-        include_path=[*(include_path or []), str(world_files.tasks_dir)],
-        categories=categories or {},
-        files=files or [],
-    )
+    fields["include_path"] = [*(fields.get("include_path") or []), str(world_files.tasks_dir)]
+    return EvalSuite(**fields)
