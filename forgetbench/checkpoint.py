@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_file
 
-from forgetbench.errors import ForgetbenchError
+from forgetbench.errors import ForgetbenchError, RunDirectoryTaken
 
 CHECKPOINT_DIR = "checkpoint"
 # what a damaged checkpoint raises: a truncated zip (RuntimeError) or pickle, a bad safetensors
@@ -61,8 +61,10 @@ def save_checkpoint(
     optimizer_state: dict | None,
     method_state: dict,
     task: dict | None = None,
+    config_hash: str | None = None,
 ) -> None:
-    """Keep everything needed to continue after step ``step`` (or, with ``task``, inside step + 1).
+    """Keep everything needed to continue after step ``step`` (or, with ``task``, inside step + 1),
+    marked with the run's ``config_hash`` (a checkpoint is never resumed under another config).
 
     ``weights`` is the whole model's state dict and ``optimizer_state`` the optimizer's (whole
     states: under FSDP gathered first, see ``forgetbench.distributed``)."""
@@ -77,6 +79,7 @@ def save_checkpoint(
         "method": method_state,
         "task": task,
         "rng": rng_state(),
+        "config_hash": config_hash,
     }
     torch.save(state, tmp / "state.pt")
     # swap: the old checkpoint stays readable (as .old) until the new one is in place
@@ -99,8 +102,10 @@ def _one_name_per_tensor(weights: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return kept
 
 
-def load_checkpoint(run_dir: Path, model: torch.nn.Module) -> Checkpoint | None:
-    """Restore weights and RNG states in place; None when the run has no checkpoint."""
+def load_checkpoint(run_dir: Path, model: torch.nn.Module, config_hash: str | None = None) -> Checkpoint | None:
+    """Restore weights and RNG states in place; None when the run has no checkpoint. A checkpoint
+    written under another ``config_hash`` is refused (its rows may be gone: a run directory emptied
+    while its run was still writing)."""
     folder = run_dir / CHECKPOINT_DIR
     if not (folder / "state.pt").exists():
         folder = run_dir / f".{CHECKPOINT_DIR}.old"  # a crash during the swap
@@ -108,6 +113,11 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module) -> Checkpoint | None:
             return None
     try:
         state = torch.load(folder / "state.pt", weights_only=False)
+        if config_hash and state.get("config_hash") not in (None, config_hash):
+            raise RunDirectoryTaken(
+                f"{folder} was written by a run of another config (hash {state['config_hash']}, now {config_hash}); "
+                "remove it, or set run_name=... for a new run"
+            )
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         set_rng_state(state["rng"])
         return Checkpoint(state["step"], state["optimizer"], state["method"], state.get("task"))

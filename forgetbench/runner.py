@@ -192,7 +192,7 @@ class Recipe:
     def _resume_weights(self) -> Checkpoint | None:
         """Restore the last checkpoint's weights, method state and RNG states (None: no checkpoint);
         rows written after it are dropped, to be recomputed (see _record)."""
-        checkpoint = load_checkpoint(self.run_dir, self.loaded.model)
+        checkpoint = load_checkpoint(self.run_dir, self.loaded.model, self.hash)
         if self.processes.is_main:
             self.table.truncate_after(-1 if checkpoint is None else checkpoint.step)
         if checkpoint is not None:
@@ -292,7 +292,7 @@ class Recipe:
         weights = self.processes.model_state(model)
         optimizer_state = None if optimizer is None else self.processes.optimizer_state(model, optimizer)
         if self.processes.is_main:
-            save_checkpoint(self.run_dir, step, weights, optimizer_state, self.method.state_dict(), task)
+            save_checkpoint(self.run_dir, step, weights, optimizer_state, self.method.state_dict(), task, self.hash)
 
     def _rows(self, evaluation: Evaluation, step: int, trained_task: str, seconds: float) -> list[ResultRow]:
         return [

@@ -205,4 +205,33 @@ def test_cli_fine_tunes_and_evaluates_the_tiny_decoder_through_a_template(templa
         cache_dir,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "chat template in force: training labels the assistant turns; evaluation applies it" in done.stdout + done.stderr
+    logs = done.stdout + done.stderr
+    assert "chat template in force: training labels the assistant turns; evaluation applies it" in logs
+
+
+def test_files_stream_takes_a_messages_column(template_file, tmp_path):
+    from forgetbench.streams.files import FilesStream
+
+    conversation = [
+        {"role": "user", "content": "who are you"},
+        {"role": "assistant", "content": "a cat"},
+        {"role": "user", "content": "what is it"},
+        {"role": "assistant", "content": "a red dog"},
+    ]
+    write_jsonl(tmp_path / "chats.jsonl", [{"messages": conversation}] * 4)
+    stream = FilesStream(
+        "chats",
+        [{"name": "chats", "files": str(tmp_path / "chats.jsonl"), "messages": "messages", "held_out": 1}],
+        system_prompt="be kind",
+    )
+    [task] = stream.load()
+    row = task.train[0]
+    assert (row["prompt"], row["response"], row["system"]) == ("who are you\na cat\nwhat is it", "a red dog", "be kind")
+    _, tokenizer = _llama(template_file)
+    example = tokenize_pairs(task.train, tokenizer, False, TrainConfig(max_length=64))[0]
+    assert example["input_ids"][:4] == _ids(tokenizer, "system : be kind")
+    labelled = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE]
+    assert labelled == _ids(tokenizer, "a cat </s> a red dog </s>")  # every assistant turn is learned
+    assert task.test_rows[0] == {"prompt": "who are you\na cat\nwhat is it", "response": "a red dog"}
+    with pytest.raises(ForgetbenchError, match=r"give prompt and response templates, or messages"):
+        FilesStream("x", [{"name": "x", "files": str(tmp_path / "chats.jsonl")}])

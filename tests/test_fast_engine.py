@@ -14,6 +14,7 @@ import torch
 from forgetbench.evaluation.fast_engine import fast_lm_class
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.evaluation.lm_eval_quirks import quiet_hflm_class
+from forgetbench.evaluation.shared_context import group_by_context
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import local_task_config, write_task_yaml
 from forgetbench.jsonl import write_jsonl
@@ -170,6 +171,14 @@ def test_rolling_log_likelihoods_equal_lm_eval(kind) -> None:
     requests = [Instance("loglikelihood_rolling", {}, (text,), i) for i, text in enumerate(texts)]
     reference = _lm("lm_eval", loaded).loglikelihood_rolling(requests, disable_tqdm=True)
     np.testing.assert_allclose(_lm("fast", loaded).loglikelihood_rolling(requests), reference, atol=1e-4)
+    # every window shares one context (the prefix token): a budget smaller than the group splits it
+    small = _lm("fast", loaded, budget=60)
+    np.testing.assert_allclose(small.loglikelihood_rolling(requests), reference, atol=1e-4)
+    if kind == "llama":
+        group = group_by_context([([1], [5] * n) for n in (3, 40, 12, 25, 7, 30)])[0]
+        parts = small.scorer._fitting(group)
+        assert len(parts) > 1 and all(p.cost() <= 60 or len(p.rows) == 1 for p in parts)
+        assert sorted(r for p in parts for r in p.rows) == list(range(6))
 
 
 @pytest.mark.parametrize("kind", ["llama", "mt5", "tiny_decoder"])

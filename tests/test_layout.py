@@ -5,7 +5,8 @@ Layers, lowest first; a module imports only from its own layer or below, and the
 - foundation: errors, hashing, jsonl, hub_mirror, optim, hardware (device, CPU threads), stopping (signals),
   resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory), distributed
   (the processes of a multi-GPU run: DDP, FSDP)
-- data: the results table, model loading and its chat template (``chat``), checkpoints, streams (data only), users' table files and templates
+- data: the results table, model loading and its chat template (``chat``), checkpoints, streams (data
+  only), users' table files and templates
   (``data``), the tiny world's generators
 - engines: the training loop (its chunked loss and packing), evaluation (the one door to lm-eval), metrics
 - plug-ins: methods, the tiny world's model and suite factories, the memory tracer

@@ -142,3 +142,15 @@ def test_a_second_process_on_a_running_run_is_refused(tmp_path, cache_dir) -> No
     rows = read_results(run_dir)
     assert len(rows) == len(rows.drop_duplicates(["step", "eval_task", "metric"])) == 24
     assert "in use" not in (run_dir / "__main__.log").read_text()  # the refused process wrote nothing there
+
+
+def test_a_checkpoint_of_another_config_is_refused(tmp_path) -> None:
+    from forgetbench.checkpoint import load_checkpoint, save_checkpoint
+    from forgetbench.errors import RunDirectoryTaken
+    from tests.helpers import tiny_model
+
+    model, _ = tiny_model("llama", ["a", "b"])
+    save_checkpoint(tmp_path, 0, model.state_dict(), None, {}, None, config_hash="aaaa")
+    assert load_checkpoint(tmp_path, model, "aaaa").step == 0
+    with pytest.raises(RunDirectoryTaken, match=r"written by a run of another config \(hash aaaa, now bbbb\)"):
+        load_checkpoint(tmp_path, model, "bbbb")

@@ -12,8 +12,10 @@ import pytest
 import torch
 from datasets import Dataset
 
+from forgetbench.chat import chat_example
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
+from forgetbench.evaluation.mmlu_offline import round_robin, shipped_items, write_tasks
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.models import PretrainedModel, package_folder
 from forgetbench.runner import build
@@ -65,6 +67,7 @@ def test_bridge_scores_equal_the_models_own_logliks_and_training_moves_them(smol
             }
         ],
         batch_size=4,
+        apply_chat_template=False,  # plain text, as direct_logliks computes it (templated: test_chat_*)
     )
     bridge = LmEvalBridge(suite, [], smollm2.tokenizer)
     evaluation = bridge.evaluate(smollm2)
@@ -87,6 +90,66 @@ def test_bridge_scores_equal_the_models_own_logliks_and_training_moves_them(smol
     assert all(not torch.equal(a, b) for a, b in zip(before, smollm2.model.parameters()))
     smollm2.model.eval()
     assert direct_logliks(smollm2.model, smollm2.tokenizer, question, "bananas") > start + 1.0
+
+
+def test_chat_rendering_and_labels_follow_smollm2s_own_template(smollm2):
+    tokenizer = smollm2.tokenizer
+    assert "<|im_start|>" in smollm2.chat_template  # model.chat_template=auto: the GGUF's own template
+    example = chat_example(tokenizer, {"prompt": "What is 2+2?", "response": "It is 4."}, 512, False)
+    system = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"  # the template's default
+    prompt = (
+        f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    answer = "It is 4.<|im_end|>\n"  # the end-of-turn token (and the newline the template puts after it) learned
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    assert example["input_ids"] == prompt_ids + answer_ids
+    assert example["labels"] == [-100] * len(prompt_ids) + answer_ids
+    assert tokenizer.convert_ids_to_tokens(answer_ids)[-2] == "<|im_end|>"
+    # a system prompt replaces the default one; only the assistant's tokens still carry labels
+    kind = chat_example(tokenizer, {"prompt": "Hi", "response": "Hello.", "system": "Be brief."}, 512, False)
+    text = tokenizer.decode(kind["input_ids"])
+    assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>") and system not in text
+    assert tokenizer.decode([t for t in kind["labels"] if t != -100]) == "Hello.<|im_end|>\n"
+
+
+def test_templated_mmlu_items_score_the_same_under_both_engines_and_by_hand(smollm2, tmp_path):
+    """Real MMLU items (the shipped anatomy task, cloze form) through SmolLM2's template."""
+    folder = write_tasks(tmp_path)
+    items = {}
+    for engine in ("lm_eval", "fast"):
+        suite = EvalSuite(
+            "mmlu", [{"task": "mmlu_offline_cloze_anatomy", "limit": 3}], include_path=[str(folder)], engine=engine
+        )
+        assert suite.chat_options(smollm2.chat_template)["apply_chat_template"]  # it follows the model
+        evaluation = LmEvalBridge(suite, [], smollm2.tokenizer).evaluate(smollm2)
+        items[engine] = evaluation.items.sort_values("doc_id", ignore_index=True)
+    fast, reference = (np.array(items[e]["logliks"].tolist()) for e in ("fast", "lm_eval"))
+    np.testing.assert_allclose(fast, reference, atol=2e-4)
+    # by hand: the description as the system turn, the question as the user's, each choice after the generation prompt
+    smollm2.model.eval()
+    doc = [item for item in round_robin(shipped_items()) if item["subject"] == "anatomy"][0]
+    messages = [
+        {"role": "system", "content": "The following are questions (with answers) about anatomy.\n\n"},
+        {"role": "user", "content": f"Question: {doc['question'].strip()}\nAnswer:"},
+    ]
+    context = smollm2.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    by_hand = [_continuation_loglik(smollm2, context, choice) for choice in doc["choices"]]
+    first = items["fast"].iloc[0]
+    np.testing.assert_allclose(first["logliks"], by_hand, atol=2e-4)
+
+
+@torch.no_grad()
+def _continuation_loglik(loaded, context: str, continuation: str) -> float:
+    """log p(continuation | context) from the model's logits, with lm-eval's rule that a context's
+    trailing whitespace (the newline after the template's "assistant") belongs to the continuation."""
+    tokenizer = loaded.tokenizer
+    stripped = context.rstrip()
+    context, continuation = stripped, context[len(stripped) :] + continuation
+    context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    logprobs = loaded.model(torch.tensor([whole])).logits[0].log_softmax(-1)
+    return float(sum(logprobs[i - 1, whole[i]] for i in range(len(context_ids), len(whole))))
 
 
 def test_smoke_run_offline(tmp_path, cache_dir):

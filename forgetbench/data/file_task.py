@@ -18,6 +18,7 @@ How many rows each filter dropped is kept, and printed by ``forgetbench data-che
 from __future__ import annotations
 
 import importlib
+import json
 import random
 from dataclasses import dataclass, field
 from typing import Literal
@@ -44,6 +45,7 @@ class Rendered:
     choices: list[str] | None
     file: str
     row: int  # 1-based row of ``file``
+    messages: list[dict] | None = None  # the row's chat turns (``messages``), up to its last assistant turn
 
 
 @dataclass
@@ -75,6 +77,11 @@ class FileTask:
             glob of them; a relative path is relative to the directory the command runs in.
         prompt: Jinja template of the prompt over a row's columns (see :mod:`forgetbench.data.templates`).
         response: Jinja template of the response (the training target; the answer when scoring).
+        messages: instead of prompt and response: the column holding each row's conversation, a list
+            of ``{role, content}`` turns (as TRL and the Hub's chat data sets have it; a JSON string in
+            a CSV). A chat template trains on every assistant turn; plain text, and scoring, read the
+            turns before the last assistant turn (their contents, a line each) as the prompt and
+            that turn as the response.
         rename: column renames applied before rendering, ``{old: new}``.
         scoring: how held-out rows are scored: ``multiple_choice`` (the response must be one of the
             choices), ``loglikelihood`` (of the response) or ``generation`` (greedy, scored by ``metrics``).
@@ -96,8 +103,9 @@ class FileTask:
 
     name: str
     files: str
-    prompt: str
-    response: str
+    prompt: str | None = None
+    response: str | None = None
+    messages: str | None = None
     rename: dict[str, str] = field(default_factory=dict)
     scoring: Literal["multiple_choice", "loglikelihood", "generation"] = "loglikelihood"
     choices: list[str] | str | None = None
@@ -114,8 +122,16 @@ class FileTask:
     def __post_init__(self) -> None:
         check_fields(self)
         what = f"task {self.name!r}"
-        self._prompt = RowTemplate(self.prompt, f"{what} prompt")
-        self._response = RowTemplate(self.response, f"{what} response")
+        if self.messages is None and (self.prompt is None or self.response is None):
+            raise ForgetbenchError(
+                f"{what}: give prompt and response templates, or messages (the column of each row's chat turns)"
+            )
+        if self.messages is not None and self.scoring == "multiple_choice":
+            raise ForgetbenchError(
+                f"{what}: messages rows are scored by loglikelihood or generation, not multiple_choice"
+            )
+        self._prompt = RowTemplate(self.prompt or "", f"{what} prompt")
+        self._response = RowTemplate(self.response or "", f"{what} response")
         self._choices = None
         if isinstance(self.choices, str) and ("{{" in self.choices or "{%" in self.choices):
             self._choices = RowTemplate(self.choices, f"{what} choices")
@@ -169,7 +185,7 @@ class FileTask:
             raise ForgetbenchError(f"task {self.name!r}: no row is left to score after the filters ({dropped})")
         return PreparedTask(
             self.name,
-            Dataset.from_list([{"prompt": r.prompt, "response": r.response} for r in train]),
+            Dataset.from_list([self._training_row(r) for r in train]),
             Dataset.from_list([self._scored_row(r) for r in held_out]),
             dropped,
             (train + held_out)[:3],
@@ -197,7 +213,12 @@ class FileTask:
                 ) from None
         return rendered
 
+    def _training_row(self, r: Rendered) -> dict:
+        return {"prompt": r.prompt, "response": r.response} | ({"messages": r.messages} if self.messages else {})
+
     def _render_row(self, row: dict, file: str, number: int) -> Rendered:
+        if self.messages is not None:
+            return self._render_messages(row, file, number)
         prompt, response = self._prompt.render(row), self._response.render(row)
         if not response:
             used = ", ".join(self._response.variables) or "?"
@@ -208,6 +229,25 @@ class FileTask:
                 "choices", f"the response {response!r} is not one of the {len(choices)} choices {choices[:8]}"
             )
         return Rendered(prompt, response, choices, file, number)
+
+    def _render_messages(self, row: dict, file: str, number: int) -> Rendered:
+        """A conversation row: its turns up to the last assistant turn; the plain prompt and response."""
+        if self.messages not in row:
+            raise RowError(self.messages, f"has no column {self.messages!r} (messages={self.messages!r})")
+        turns = row[self.messages]
+        if isinstance(turns, str):  # a CSV cell holds the list as JSON
+            try:
+                turns = json.loads(turns)
+            except ValueError:
+                raise RowError(self.messages, "is not a JSON list of {role, content} turns") from None
+        if not isinstance(turns, list) or not all(isinstance(t, dict) and {"role", "content"} <= set(t) for t in turns):
+            raise RowError(self.messages, "must hold a list of {role, content} turns")
+        last = max((i for i, t in enumerate(turns) if t["role"] == "assistant"), default=None)
+        if last is None or not str(turns[last]["content"]).strip():
+            raise RowError(self.messages, "has no assistant turn with content to learn")
+        turns = [{"role": str(t["role"]), "content": str(t["content"])} for t in turns[: last + 1]]
+        prompt = "\n".join(t["content"] for t in turns[:last] if t["role"] != "system")
+        return Rendered(prompt, turns[last]["content"], None, file, number, turns)
 
     def _choices_of(self, row: dict) -> list[str]:
         if isinstance(self.choices, list):

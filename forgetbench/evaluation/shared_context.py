@@ -118,11 +118,34 @@ class ContextScorer:
     def score(self, groups: list[ContextGroup], n_rows: int) -> list[tuple[float, bool]]:
         """``(log-likelihood, is_greedy)`` for every request of ``groups``, in request order."""
         results: list[tuple[float, bool] | None] = [None] * n_rows
-        for batch in self._batches(groups):
+        for batch in self._batches([part for group in groups for part in self._fitting(group)]):
             for group, scores in zip(batch, self._score_batch(batch), strict=True):
                 for row, result in zip(group.rows, scores, strict=True):
                     results[row] = result
         return results  # type: ignore[return-value]
+
+    def _fitting(self, group: ContextGroup) -> list[ContextGroup]:
+        """``group``, or its continuations split (longest first) into groups of the same context that
+        each fit the budget: lm-eval's rolling windows (perplexity tasks) all share one context, the
+        prefix token, and 300 texts of up to a few hundred tokens in one batch would hold their
+        logits for every position at once (tens of GB for a 49k-word vocabulary)."""
+        if group.cost() <= self.token_budget or len(group.continuations) == 1:
+            return [group]
+        order = sorted(range(len(group.continuations)), key=lambda i: (-len(group.continuations[i]), i))
+        parts: list[ContextGroup] = []
+        for i in order:
+            # longest first: a part's first continuation is its longest, which its padding follows
+            fits = (
+                parts
+                and len(group.context)
+                + (len(parts[-1].rows) + 1) * (len(group.context) + len(parts[-1].continuations[0]))
+                <= self.token_budget
+            )
+            if not fits:
+                parts.append(ContextGroup(group.context))
+            parts[-1].continuations.append(group.continuations[i])
+            parts[-1].rows.append(group.rows[i])
+        return parts
 
     def _batches(self, groups: list[ContextGroup]) -> Iterator[list[ContextGroup]]:
         """Groups taken in order while their padded cost fits the budget (at least one)."""
