@@ -1,9 +1,11 @@
 """lm-eval behaviours forgetbench switches off, each where lm-eval offers no option for it:
-the run stamps its evaluator adds to every result, and HFLM's progress bars in log files."""
+the run stamps its evaluator adds to every result, HFLM's progress bars in log files; and the
+process pool of its bootstrap, through the switch lm-eval does offer."""
 
 from __future__ import annotations
 
 import functools
+import os
 
 
 def _no_git_hash() -> None:
@@ -12,6 +14,15 @@ def _no_git_hash() -> None:
 
 def _no_env_info(results: dict) -> None:
     return None
+
+
+def no_bootstrap_pool() -> None:
+    """lm-eval bootstraps the stderr of some metrics (perplexity among them) in a
+    ``multiprocessing.Pool`` forked from the evaluating process: a fork of a process that holds a
+    model, torch's threads and a tokenizer's, which hung an evaluation here (SmolLM2, task
+    turn_end: the parent waiting forever in ``Pool.terminate``) and costs a fork of gigabytes
+    each time. lm-eval's own switch, ``DISABLE_MULTIPROC``, makes it bootstrap in-process."""
+    os.environ.setdefault("DISABLE_MULTIPROC", "1")
 
 
 def silence_run_stamps() -> None:
