@@ -139,10 +139,10 @@ class LmEvalBridge:
         """Task ``turn_end`` (``eval.turn_end``) over the shipped MMLU items: does the model close its
         turn (EOS: what training appends to plain text, and what a chat model's template ends a turn
         with) right after a complete answer, "The answer is <the right choice>."? (After the bare
-        choice, a fragment, SmolLM2-135M-Instruct ends its turn on 1 of 20 items; after the
-        sentence, on 9 of 20.)"""
+        choice, a fragment, SmolLM2-135M-Instruct closed its turn on 1 of 20 items here; after the
+        sentence, on 36 of 100.)"""
         if tokenizer is None or not tokenizer.eos_token:
-            raise ForgetbenchError("eval.turn_end=true needs the model's tokenizer and its end-of-turn (EOS) token")
+            raise ForgetbenchError(f"eval.turn_end={limit} needs the model's tokenizer and its end-of-turn (EOS) token")
         rows = [
             {
                 "prompt": item["question"].strip(),
