@@ -125,7 +125,7 @@ def test_templated_mmlu_items_score_the_same_under_both_engines_and_by_hand(smol
         evaluation = LmEvalBridge(suite, [], smollm2.tokenizer).evaluate(smollm2)
         items[engine] = evaluation.items.sort_values("doc_id", ignore_index=True)
     fast, reference = (np.array(items[e]["logliks"].tolist()) for e in ("fast", "lm_eval"))
-    np.testing.assert_allclose(fast, reference, atol=2e-4)
+    np.testing.assert_allclose(fast, reference, rtol=1e-3, atol=1e-3)  # as the plain-text test above
     # by hand: the description as the system turn, the question as the user's, each choice after the generation prompt
     smollm2.model.eval()
     doc = [item for item in round_robin(shipped_items()) if item["subject"] == "anatomy"][0]
@@ -136,7 +136,7 @@ def test_templated_mmlu_items_score_the_same_under_both_engines_and_by_hand(smol
     context = smollm2.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     by_hand = [_continuation_loglik(smollm2, context, choice) for choice in doc["choices"]]
     first = items["fast"].iloc[0]
-    np.testing.assert_allclose(first["logliks"], by_hand, atol=2e-4)
+    np.testing.assert_allclose(first["logliks"], by_hand, rtol=1e-3, atol=1e-3)
 
 
 @torch.no_grad()
