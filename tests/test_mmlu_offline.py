@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from forgetbench.evaluation.lm_eval_bridge import _task_manager
@@ -83,3 +84,24 @@ def test_eval_mmlu_offline_composes_to_a_suite_over_the_shipped_tasks(tmp_path):
     ]
     assert suite.turn_end == 300 and suite.category_of("mmlu_offline_cloze_anatomy") == "knowledge"
     assert suite.category_of("mmlu_offline_letters_stem") == "letters"
+
+
+def test_turn_end_scores_the_end_token_after_each_answer_under_both_engines() -> None:
+    from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
+    from forgetbench.evaluation.suite import EvalSuite
+    from forgetbench.models import LoadedModel
+    from tests.helpers import tiny_model
+
+    model, tokenizer = tiny_model("llama", ["The", "answer", "is"])
+    loaded = LoadedModel("tiny", model.eval(), tokenizer)
+    items = {}
+    for engine in ("lm_eval", "fast"):
+        evaluation = LmEvalBridge(EvalSuite("x", [], turn_end=5, engine=engine), [], tokenizer).evaluate(loaded)
+        items[engine] = evaluation.items.sort_values("doc_id", ignore_index=True)
+        assert {s.metric for s in evaluation.scores if s.eval_task == "turn_end"} == {"acc", "perplexity"}
+    assert len(items["fast"]) == 5 and (items["fast"]["target"] == tokenizer.eos_token).all()
+    np.testing.assert_allclose(
+        np.concatenate(items["fast"]["logliks"].tolist()),
+        np.concatenate(items["lm_eval"]["logliks"].tolist()),
+        atol=1e-4,
+    )

@@ -44,7 +44,7 @@ from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.fast_engine import fast_lm_class
 from forgetbench.evaluation.lm_eval_output import Evaluation, item_rows, task_scores
 from forgetbench.evaluation.lm_eval_quirks import no_bootstrap_pool, quiet_hflm_class, silence_run_stamps
-from forgetbench.evaluation.mmlu_offline import round_robin, shipped_items
+from forgetbench.evaluation.mmlu_offline import turn_end_rows
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import (
     TURN_END_TASK,
@@ -143,14 +143,7 @@ class LmEvalBridge:
         sentence, on 36 of 100.)"""
         if tokenizer is None or not tokenizer.eos_token:
             raise ForgetbenchError(f"eval.turn_end={limit} needs the model's tokenizer and its end-of-turn (EOS) token")
-        rows = [
-            {
-                "prompt": item["question"].strip(),
-                "response": f"The answer is {item['choices'][item['answer']].strip().rstrip('.')}.",
-                "end": tokenizer.eos_token,
-            }
-            for item in round_robin(shipped_items())
-        ]
+        rows = turn_end_rows(tokenizer.eos_token)
         path = write_task_yaml(turn_end_config(write_rows(rows, folder, TURN_END_TASK)), folder)
         return _Entry(path.stem, str(path), 0, limit=limit)
 

@@ -114,6 +114,20 @@ def round_robin(items: list[dict]) -> list[dict]:
     return [rows[i] for i in range(rounds) for _, rows in sorted(by_subject.items()) if i < len(rows)]
 
 
+def turn_end_rows(end: str) -> list[dict]:
+    """Rows of task ``turn_end`` (``eval.turn_end``): each shipped question as the prompt, "The answer
+    is <right choice>." as the response, ``end`` (the model's end-of-turn token) as what should follow;
+    spread over the subjects."""
+    return [
+        {
+            "prompt": item["question"].strip(),
+            "response": f"The answer is {item['choices'][item['answer']].strip().rstrip('.')}.",
+            "end": end,
+        }
+        for item in round_robin(shipped_items())
+    ]
+
+
 def task_name(form: str, part: str | None = None) -> str:
     """``mmlu_offline_<form>``, or its task or group for ``part`` (a subject or a category)."""
     return f"mmlu_offline_{form}" + (f"_{part}" if part else "")
