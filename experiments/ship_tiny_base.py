@@ -2,8 +2,10 @@
 
     python experiments/ship_tiny_base.py                  # the size ladder: 3 decoders, 3 encoder-decoders
     python experiments/ship_tiny_base.py --models tiny_decoder tiny_encdec     # some of them
+    python experiments/ship_tiny_base.py --models tiny_decoder --experiment tiny_world_safety  # and its stages
 
-Run it after changing the default world, a tiny model's shape or its pretraining: the shipped copy is
+Run it after changing the default world, a tiny model's shape, its pretraining or its post-training
+stages (``--experiment``: the stages that experiment gives the model, each shipped): the shipped copy is
 keyed by the same hash as the cache, so a stale one is never used (it is pretrained instead), and
 tests/test_tiny_ladder.py fails until the copy is shipped again. Pretraining uses the CPU
 (deterministic on one machine); the copy then gives every machine the same base weights.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,19 +35,33 @@ LADDER = [f"tiny_{arch}{size}" for arch in ("decoder", "encdec") for size in ("_
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=LADDER, help="model group options")
+    parser.add_argument("--experiment", help="an experiment whose model.stages to ship as well")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # pretraining's step lines
     with tempfile.TemporaryDirectory() as cache:
         for name in args.models:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                cfg = compose(config_name="config", overrides=[f"model={name}", f"paths.cache_dir={cache}"])
+                overrides = [f"model={name}", f"paths.cache_dir={cache}"]
+                cfg = compose(
+                    config_name="config",
+                    overrides=overrides + [f"experiment={args.experiment}"] * bool(args.experiment),
+                )
             model = instantiate(cfg.model, _convert_="all")
-            built = Path(model.resolve_path())
-            for stale in SHIPPED_DIR.glob(f"{name}-*"):
-                shutil.rmtree(stale)
-            shutil.copytree(built, SHIPPED_DIR / built.name)
-            size = sum(f.stat().st_size for f in (SHIPPED_DIR / built.name).iterdir())
-            print(f"{name}: shipped {SHIPPED_DIR / built.name} ({size / 1e6:.1f} MB)", flush=True)
+            model.resolve_path()
+            for stage, folder in zip(model.stages, model.stage_dirs(), strict=True):
+                _ship(Path(cache) / "models" / folder, name if stage == "pretrain" else f"{name}-{stage}")
+
+
+def _ship(built: Path, label: str) -> None:
+    """Copy ``built`` into the package in place of the copies of the same label (older keys)."""
+    for stale in SHIPPED_DIR.glob(f"{label}-*"):
+        if re.fullmatch(
+            rf"{re.escape(label)}-[0-9a-f]{{12}}", stale.name
+        ):  # not a stage's folder: tiny_decoder-safety-…
+            shutil.rmtree(stale)
+    shutil.copytree(built, SHIPPED_DIR / built.name)
+    size = sum(f.stat().st_size for f in (SHIPPED_DIR / built.name).iterdir())
+    print(f"{label}: shipped {SHIPPED_DIR / built.name} ({size / 1e6:.1f} MB)", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,18 @@ import pandas as pd
 
 from forgetbench.results import GENERAL, STREAM
 
-PRIMARY_METRICS = ("acc", "rouge_l", "exact_match")  # a task's headline metric, in this order of preference
+# a task's headline metric, in this order of preference (a safety task reports refusal or over_refusal)
+PRIMARY_METRICS = ("acc", "refusal", "over_refusal", "rouge_l", "exact_match")
+LOWER_IS_BETTER = frozenset({"over_refusal"})  # shares whose rise is the loss: harmless requests refused
+
+
+def goodness(scores: pd.Series, metric: str) -> pd.Series:
+    """A share turned so that higher is better: 1 − s for :data:`LOWER_IS_BETTER` metrics, else s."""
+    return 1 - scores if metric in LOWER_IS_BETTER else scores
 
 
 def primary_scores(rows: pd.DataFrame) -> pd.DataFrame:
-    """Each eval task's rows of its headline metric: acc, else rouge_l, else exact_match, else its first."""
+    """Each eval task's rows of its headline metric: the first of :data:`PRIMARY_METRICS` it has, else its first."""
     keep = []
     for _, group in rows.groupby("eval_task"):
         metrics = set(group["metric"])
@@ -54,32 +61,42 @@ def luo_forgetting(scores: pd.Series) -> float:
     return float(((r0 - later) / r0).mean() * 100)
 
 
-def forgetting_table(rows: pd.DataFrame, metric: str = "acc", eval_kind: str = GENERAL) -> pd.DataFrame:
+def forgetting_table(rows: pd.DataFrame, metric: str | None = "acc", eval_kind: str = GENERAL) -> pd.DataFrame:
     """Per eval task of one run: how much it forgot (the one place these numbers are computed).
 
+    ``metric=None``: each task's headline metric (:func:`primary_scores`). Drops are losses: for a
+    :data:`LOWER_IS_BETTER` metric they are computed on G = 1 − R (:func:`goodness`), so its rise
+    from R_0 to R_N is a positive drop, R_N − R_0.
+
     Columns:
+        metric: the metric scored.
         start: R_0.
         final: R_N (N: the last step the task was scored at, ``final_step``).
-        drop: R_0 − R_N (in the metric's units; points ×100 for accuracies).
-        drop_pct: (R_0 − R_N) / R_0 × 100.
-        fg: :func:`luo_forgetting`.
-        max_drop, max_drop_step: :func:`max_drop`.
+        drop: G_0 − G_N (in the metric's units; points ×100 for accuracies).
+        drop_pct: (G_0 − G_N) / G_0 × 100.
+        fg: :func:`luo_forgetting` of G.
+        max_drop, max_drop_step: :func:`max_drop` of G.
     """
-    matrix = score_matrix(rows, metric, eval_kind)
+    selected = rows[rows["eval_kind"] == eval_kind]
+    selected = primary_scores(selected) if metric is None else selected[selected["metric"] == metric]
+    metric_of = selected.drop_duplicates("eval_task").set_index("eval_task")["metric"]
+    matrix = score_matrix(selected, None if metric is None else metric)
     records = []
     for task in matrix.columns:
         scores = matrix[task].dropna()
-        start, final = scores.iloc[0], scores.iloc[-1]
-        worst, worst_step = max_drop(scores)
+        good = goodness(scores, metric_of[task])
+        worst, worst_step = max_drop(good)
+        drop = good.iloc[0] - good.iloc[-1]
         records.append(
             {
                 "eval_task": task,
-                "start": start,
-                "final": final,
+                "metric": metric_of[task],
+                "start": scores.iloc[0],
+                "final": scores.iloc[-1],
                 "final_step": int(scores.index.max()),
-                "drop": start - final,
-                "drop_pct": (start - final) / start * 100 if start else float("nan"),
-                "fg": luo_forgetting(scores),
+                "drop": drop,
+                "drop_pct": drop / good.iloc[0] * 100 if good.iloc[0] else float("nan"),
+                "fg": luo_forgetting(good),
                 "max_drop": worst,
                 "max_drop_step": worst_step,
             }

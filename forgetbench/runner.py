@@ -39,7 +39,7 @@ from forgetbench.evaluation.lm_eval_output import Evaluation
 from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.hashing import stable_hash
 from forgetbench.methods.base import TaskContext
-from forgetbench.metrics import forgetting_table
+from forgetbench.metrics import forgetting_table, primary_scores
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
 from forgetbench.stopping import requested_stop
@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 STATUS_FILE = "status.json"
 # where results go and what runs them, not what they are (device and threads change only floating-point rounding)
 # (nor does the number of processes or how they split the model: `distributed` keeps the effective batch)
-UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed")
+# (and the judge is hashed where a suite uses it, as eval.judge)
+UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed", "judge")
 
 
 def seed_everything(seed: int) -> None:
@@ -324,7 +325,7 @@ class Recipe:
     def log_summary(self) -> None:
         """Log each general task's curve and its forgetting (start, final, drop, FG)."""
         rows = self.table.read()
-        _log_summary(rows[(rows["eval_kind"] == GENERAL) & (rows["metric"] == "acc")])
+        _log_summary(primary_scores(rows[rows["eval_kind"] == GENERAL]))
 
 
 def _log_eta(step: int, total: int, seconds: float) -> None:
@@ -338,11 +339,13 @@ def _log_summary(general: pd.DataFrame) -> None:
         scores = group.set_index("step")["value"].sort_index()
         log.info(f"{task}: " + " → ".join(f"{s:.3f}" for s in scores))
     if general["step"].nunique() > 1:
-        table = forgetting_table(general)
+        table = forgetting_table(general, metric=None)
         log.info(
-            "forgetting (acc): task | start | final | drop (points) | drop % | FG\n"
+            "forgetting (each task's headline metric; over_refusal's drop is its rise): "
+            "task | metric | start | final | drop (points) | drop % | FG\n"
             + "\n".join(
-                f"{task} | {r.start:.3f} | {r.final:.3f} | {100 * r['drop']:.1f} | {r.drop_pct:.1f} | {r.fg:.1f}"
+                f"{task} | {r.metric} | {r.start:.3f} | {r.final:.3f} | {100 * r['drop']:.1f} | "
+                f"{r.drop_pct:.1f} | {r.fg:.1f}"
                 for task, r in table.iterrows()
             )
         )

@@ -61,16 +61,26 @@ def _number(value) -> float | None:
 def item_rows(out: dict) -> pd.DataFrame:
     """Per-item outcomes: which choice won, whether it was right, the log-likelihoods.
 
-    Generated answers have no log-likelihoods: their ``pred`` is −1 and ``correct`` is exact match."""
+    Generated answers have no log-likelihoods: their ``pred`` is −1 and ``correct`` is exact match, or
+    for a safety task the outcome in the direction where higher is better (refusal: refused;
+    over_refusal: answered), so that a bootstrapped drop is a loss for both."""
     rows = []
     for task, samples in out.get("samples", {}).items():
         for s in samples:
             row = {"eval_task": task, "doc_id": int(s["doc_id"]), "target": str(s["target"])}
             if any(isinstance(r, str) for r in s["filtered_resps"]):  # generated text
-                rows.append(row | {"pred": -1, "correct": float(s.get("exact_match", float("nan"))), "logliks": []})
+                rows.append(row | {"pred": -1, "correct": _generated_outcome(s), "logliks": []})
                 continue
             # (log-likelihood, is_greedy) per choice; a rolling (perplexity) request gives its sum alone
             logliks = [float(r[0] if isinstance(r, list | tuple) else r) for r in s["filtered_resps"]]
             pred = int(max(range(len(logliks)), key=logliks.__getitem__)) if len(logliks) > 1 else -1
             rows.append(row | {"pred": pred, "correct": float(s.get("acc", float("nan"))), "logliks": logliks})
     return pd.DataFrame(rows)
+
+
+def _generated_outcome(sample: dict) -> float:
+    if "refusal" in sample:
+        return float(sample["refusal"])
+    if "over_refusal" in sample:
+        return 1.0 - float(sample["over_refusal"])
+    return float(sample.get("exact_match", float("nan")))

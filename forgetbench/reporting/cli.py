@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="forgetbench report", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="run or multirun directories, or globs of them")
     parser.add_argument("--out", help="report folder (default: <first path>/report)")
-    parser.add_argument("--metric", default="acc", help="the metric reported (default: acc)")
+    parser.add_argument(
+        "--metric", default=None, help="the metric reported (default: each task's headline: acc; refusal, over_refusal)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else Path(args.paths[0]) / REPORT_DIR
     try:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from forgetbench.metrics import score_matrix, stream_order
+from forgetbench.metrics import LOWER_IS_BETTER, primary_scores, score_matrix, stream_order
 from forgetbench.results import STREAM
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -26,26 +26,35 @@ def _label(facts: pd.DataFrame, run: str) -> str:
 
 
 def forgetting_curves(
-    rows: pd.DataFrame, intervals: pd.DataFrame, facts: pd.DataFrame, tasks: list[str], metric: str = "acc"
+    rows: pd.DataFrame, intervals: pd.DataFrame, facts: pd.DataFrame, tasks: list[str], metric: str | None = None
 ) -> plt.Figure:
-    """Score against step per general eval task, a line per run, with its 95% band."""
+    """Score against step per general eval task (``metric``; None: each task's headline), a line per
+    run, with its 95% band; a metric whose rise is the loss (over_refusal) says so on its axis."""
+    scored = primary_scores(rows) if metric is None else rows[rows["metric"] == metric]
     cols = min(3, len(tasks)) or 1
     fig, axes = plt.subplots(
         -(-len(tasks) // cols), cols, figsize=(4.2 * cols, 3.4 * -(-len(tasks) // cols)), squeeze=False
     )
     for ax, task in zip(axes.flat, tasks):
+        name = (
+            scored.loc[scored["eval_task"] == task, "metric"].iloc[0]
+            if (scored["eval_task"] == task).any()
+            else "score"
+        )
         for i, run in enumerate(facts.sort_values("n_params").index):
-            scores = rows[(rows["run"] == run) & (rows["eval_task"] == task) & (rows["metric"] == metric)]
-            scores = scores.sort_values("step")
+            scores = scored[(scored["run"] == run) & (scored["eval_task"] == task)].sort_values("step")
             color = OKABE_ITO[i % len(OKABE_ITO)]
             ax.plot(scores["step"], scores["value"], marker="o", color=color, label=_label(facts, run))
             band = intervals[(intervals["run"] == run) & (intervals["eval_task"] == task)].sort_values("step")
             if len(band):
-                ax.fill_between(band["step"], band["score_low"], band["score_high"], color=color, alpha=0.15)
+                low, high = band["score_low"], band["score_high"]
+                if name in LOWER_IS_BETTER:  # items are bootstrapped as goodness, 1 − the share
+                    low, high = 1 - high, 1 - low
+                ax.fill_between(band["step"], low, high, color=color, alpha=0.15)
         ax.set_title(task)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("step (tasks fine-tuned)")
-        ax.set_ylabel(f"{metric} (fraction)")
+        ax.set_ylabel(f"{name} (fraction{', up is worse' if name in LOWER_IS_BETTER else ''})")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")

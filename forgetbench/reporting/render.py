@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-LOWER_IS_BETTER = ("fg_", "drop_", "stream_forgetting")
-HIGHER_IS_BETTER = ("stream_acc", "stream_la", "stream_bwt", "stream_fwt")
+LOWER_IS_BETTER = ("fg_", "drop_", "stream_forgetting", "over_refusal_final")
+HIGHER_IS_BETTER = ("stream_acc", "stream_la", "stream_bwt", "stream_fwt", "refusal_final")
 
 
 @dataclass

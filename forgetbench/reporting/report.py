@@ -47,8 +47,9 @@ FORMULAS = (
 )
 
 
-def write_report(paths: list[str | Path], out_dir: str | Path, metric: str = "acc") -> Path:
-    """Build the report of every run under ``paths`` into ``out_dir``; return report.md's path."""
+def write_report(paths: list[str | Path], out_dir: str | Path, metric: str | None = None) -> Path:
+    """Build the report of every run under ``paths`` into ``out_dir`` (``metric``: the general tasks'
+    metric; None: each task's headline, acc, or refusal/over_refusal for safety tasks); return report.md's path."""
     out = Path(out_dir)
     runs = load_runs(paths)
     common, left_out = common_general_tasks(runs.rows)

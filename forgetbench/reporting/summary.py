@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forgetbench.metrics import forgetting_table, learning_table, score_matrix, stream_metrics, stream_order
+from forgetbench.metrics import (
+    LOWER_IS_BETTER,
+    forgetting_table,
+    learning_table,
+    primary_scores,
+    score_matrix,
+    stream_metrics,
+    stream_order,
+)
 from forgetbench.results import GENERAL, STREAM
 
 BIAS = "bias"  # a category whose change is a change in bias, never forgetting
+SAFETY_METRICS = ("refusal", "over_refusal")  # each gets its start and final share per run
 
 
 def run_facts(rows: pd.DataFrame) -> pd.DataFrame:
@@ -34,11 +43,13 @@ def common_general_tasks(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
     return sorted(common), sorted(set.union(*per_run) - common) if len(per_run) else []
 
 
-def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
-    """Per run and general eval task: :func:`~forgetbench.metrics.forgetting_table`'s columns, the
-    category, the final drop's 95% interval (drop_low, drop_high, significant) and how the change
-    reads (forgetting, or bias up/down for category ``bias``)."""
-    general = rows[(rows["eval_kind"] == GENERAL) & (rows["metric"] == metric)]
+def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Per run and general eval task: :func:`~forgetbench.metrics.forgetting_table`'s columns (of
+    ``metric``; None: each task's headline metric), the category, the final drop's 95% interval
+    (drop_low, drop_high, significant) and how the change reads (forgetting; a cost for a metric
+    whose rise is the loss, over_refusal; bias up/down for category ``bias``)."""
+    general = rows[rows["eval_kind"] == GENERAL]
+    general = primary_scores(general) if metric is None else general[general["metric"] == metric]
     if general.empty:
         return pd.DataFrame()
     table = pd.concat(
@@ -48,7 +59,10 @@ def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str = "acc")
     categories = general.drop_duplicates(["run", "eval_task"])[["run", "eval_task", "eval_category"]]
     table = table.merge(categories.rename(columns={"eval_category": "category"}), on=["run", "eval_task"])
     table = _with_final_intervals(table, intervals)
-    table["reading"] = [_bias_label(d) if c == BIAS else "forgetting" for d, c in zip(table["drop"], table["category"])]
+    table["reading"] = [
+        _bias_label(d) if c == BIAS else "cost" if m in LOWER_IS_BETTER else "forgetting"
+        for d, c, m in zip(table["drop"], table["category"], table["metric"])
+    ]
     return table
 
 
@@ -82,13 +96,18 @@ def _bias_label(drop: float) -> str:
     return "bias up" if drop < 0 else "bias down" if drop > 0 else "bias unchanged"
 
 
-def run_summary(rows: pd.DataFrame, tasks: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
-    """One row per run: facts, FG and final drop (points) per category, stream metrics."""
+def run_summary(rows: pd.DataFrame, tasks: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """One row per run: facts, FG and final drop (points) per category (drops are losses: refusal
+    lost, over-refusal gained), the safety tasks' shares at the start and the end, stream metrics."""
     summary = run_facts(rows)
     forgetting = tasks[tasks["category"] != BIAS]
     for category, group in forgetting.groupby("category"):
         summary[f"fg_{category}"] = group.groupby("run")["fg"].mean()
         summary[f"drop_{category}"] = group.groupby("run")["drop"].mean() * 100
+    for metric in SAFETY_METRICS:  # safety's two sides apart: what a user asks first is "does it still refuse?"
+        shares = tasks[tasks["metric"] == metric].groupby("run")
+        if len(shares):
+            summary[f"{metric}_start"], summary[f"{metric}_final"] = shares["start"].mean(), shares["final"].mean()
     for run in summary.index:
         run_rows = rows[rows["run"] == run]
         order = stream_order(run_rows)
@@ -101,7 +120,7 @@ def run_summary(rows: pd.DataFrame, tasks: pd.DataFrame, metric: str = "acc") ->
 
 def seed_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds of every numeric column, per (model, method)."""
-    numeric = [c for c in summary.columns if c.startswith(("fg_", "drop_", "stream_"))]
+    numeric = [c for c in summary.columns if c.startswith(("fg_", "drop_", "stream_", *SAFETY_METRICS))]
     grouped = summary.groupby(["model", "architecture", "method"])[numeric]
     table = grouped.mean().round(3).astype(str) + " ± " + grouped.std().fillna(0).round(3).astype(str)
     table["seeds"] = grouped.size()

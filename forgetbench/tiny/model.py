@@ -8,10 +8,12 @@ exactly as a Hub model is loaded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,8 +30,9 @@ from forgetbench.jsonl import read_jsonl
 from forgetbench.models import LoadedModel, load_pretrained
 from forgetbench.tiny.files import materialize_world, world_key
 from forgetbench.tiny.objectives import Objective, pretraining_pairs
-from forgetbench.tiny.tokenizer import build_word_tokenizer
-from forgetbench.tiny.world import WorldSpec
+from forgetbench.tiny.post_training import STAGE_WORDS, STAGES, stage_rows
+from forgetbench.tiny.tokenizer import build_word_tokenizer, extend_word_tokenizer
+from forgetbench.tiny.world import WorldSpec, build_world
 from forgetbench.training import TrainConfig, train_on_task
 from forgetbench.validation import InvalidValue, Positive, check_fields
 
@@ -43,6 +46,9 @@ ARCHITECTURES = ("decoder", "encoder-decoder")
 # lands elsewhere) and skip most of their cold start; any other shape, world or pretraining is
 # pretrained here.
 SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
+# when to checkpoint changes no weight; the loss's chunking and compilation change only rounding
+# (their switches came after the shipped base model, whose key stays what it was)
+UNKEYED_TRAINING = ("checkpoint_every_minutes", "fused_loss", "compile")
 
 
 @dataclass
@@ -63,6 +69,10 @@ class TinyWorldModel:
         chat_template: auto or none (plain text: the world's tokenizer has no template), or the
             path of a Jinja file to fine-tune and evaluate the base model through (decoder only;
             see :mod:`forgetbench.chat`); pretraining is plain text either way.
+        stages: the stages it goes through, ``pretrain`` first, then any of ``instruct`` and
+            ``safety`` in that order (:mod:`forgetbench.tiny.post_training`); each is cached (and may
+            be shipped) under its own key, the stage before's key and the stage's training.
+        post_train: how each post-training stage is trained (from the stage before, init_seed's order).
     """
 
     name: str
@@ -77,10 +87,22 @@ class TinyWorldModel:
     objective: Objective = "pairs"
     pretrain: TrainConfig = field(default_factory=TrainConfig)
     chat_template: str = "auto"
+    stages: list[str] = field(default_factory=lambda: ["pretrain"])
+    post_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=300, batch_size=32, lr=1e-3))
 
     def __post_init__(self) -> None:
         check_fields(self)
         check_chat_setting(self.chat_template)
+        self.stages = list(self.stages)
+        in_order = (
+            sorted(set(self.stages), key=["pretrain", *STAGES].index)
+            if set(self.stages) <= {"pretrain", *STAGES}
+            else None
+        )
+        if not self.stages or self.stages[0] != "pretrain" or self.stages != in_order:
+            raise InvalidValue(
+                "stages", self.stages, f"give pretrain first, then any of {list(STAGES)} in that order, once each"
+            )
         if self.hidden_size % self.num_heads:
             raise InvalidValue("hidden_size", self.hidden_size, f"it must be a multiple of num_heads={self.num_heads}")
 
@@ -90,27 +112,61 @@ class TinyWorldModel:
         return loaded
 
     def load_tokenizer(self) -> PreTrainedTokenizerFast:
-        """The base model's tokenizer without its weights (built from the world's texts, as pretraining does)."""
+        """The base model's tokenizer without its weights (built from the world's texts, as pretraining
+        does, and extended by the post-training stages' words, as they do)."""
         tokenizer = build_word_tokenizer(materialize_world(self.world, self.cache_dir).all_texts())
+        if self.stages[1:]:
+            tokenizer = extend_word_tokenizer(tokenizer, STAGE_WORDS)
         apply_chat_setting(tokenizer, self.chat_template, self.architecture == "encoder-decoder")
         return tokenizer
 
     def cache_key(self) -> str:
-        unshaped = ("name", "cache_dir", "world", "pretrain", "chat_template")  # chat_template: fine-tuning only
+        """The last stage's key: pretraining's (world, shape, pretraining), then each stage's hash of
+        the key before it, its name and ``post_train``."""
+        key = self._pretrain_key()
+        for stage in self.stages[1:]:
+            key = self._stage_key(key, stage)
+        return key
+
+    def _stage_key(self, before: str, stage: str) -> str:
+        post_train = {k: v for k, v in asdict(self.post_train).items() if k not in UNKEYED_TRAINING}
+        rows = stage_rows(build_world(self.world), stage)  # by content: a change to the stage's data retrains it
+        return stable_hash({"before": before, "stage": stage, "rows": stable_hash(rows), "post_train": post_train})
+
+    def _pretrain_key(self) -> str:
+        # chat_template: fine-tuning only; stages and post_train: keyed by the stages after pretraining
+        unshaped = ("name", "cache_dir", "world", "pretrain", "chat_template", "stages", "post_train")
         shape = {k: v for k, v in asdict(self).items() if k not in unshaped}
         if shape["objective"] == "pairs":  # keyed only when it changes the data (the default came later)
             del shape["objective"]
-        # when to checkpoint changes no weight; the loss's chunking and compilation change only rounding
-        # (their switches came after the shipped base model, whose key stays what it was)
-        unkeyed = ("checkpoint_every_minutes", "fused_loss", "compile")
-        pretrain = {k: v for k, v in asdict(self.pretrain).items() if k not in unkeyed}
+        pretrain = {k: v for k, v in asdict(self.pretrain).items() if k not in UNKEYED_TRAINING}
         if not pretrain["packing"]:  # packing weighs the loss by tokens across micro-batches: keyed when on
             del pretrain["packing"]
         return stable_hash({"world": world_key(self.world), "shape": shape, "pretrain": pretrain})
 
     def resolve_path(self, device: torch.device | None = None) -> str:
-        """The pretrained model's directory, pretraining it first (on ``device``) if it is not cached."""
-        target = Path(self.cache_dir) / "models" / f"{self.name}-{self.cache_key()}"
+        """The model's directory after its last stage, training every stage not cached yet (on ``device``)."""
+        device = device or default_device()
+        key = self._pretrain_key()
+        path = self._cached(self.name, key, lambda folder: self._pretrain_into(folder, device))
+        for stage in self.stages[1:]:
+            key, before = self._stage_key(key, stage), path
+            build = functools.partial(self._post_train_into, before, stage, device=device)
+            path = self._cached(f"{self.name}-{stage}", key, build)
+        return path
+
+    def stage_dirs(self) -> list[str]:
+        """The folder names of its stages, in order (pretraining's, then each post-training stage's)."""
+        key = self._pretrain_key()
+        names = [f"{self.name}-{key}"]
+        for stage in self.stages[1:]:
+            key = self._stage_key(key, stage)
+            names.append(f"{self.name}-{stage}-{key}")
+        return names
+
+    def _cached(self, label: str, key: str, build: Callable[[Path], None]) -> str:
+        """``<cache_dir>/models/<label>-<key>``: found, copied from the shipped copy, or built by ``build``."""
+        target = Path(self.cache_dir) / "models" / f"{label}-{key}"
         target.parent.mkdir(parents=True, exist_ok=True)
         # parallel jobs of a sweep (hydra/launcher=local) want the same base model: one pretrains, the others wait
         with FileLock(target.with_name(f".{target.name}.lock")):
@@ -124,11 +180,25 @@ class TinyWorldModel:
                     log.info(f"base model {self.name}: the pretrained copy shipped with forgetbench ({shipped.name})")
                     shutil.copytree(shipped, tmp, dirs_exist_ok=True)
                 else:
-                    self._pretrain_into(tmp, device or default_device())
+                    build(tmp)
                 os.replace(tmp, target)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return str(target)
+
+    def _post_train_into(self, before: str, stage: str, folder: Path, device: torch.device) -> None:
+        """Stage ``stage`` from the model in ``before``: its words added to the vocabulary (their
+        embeddings start at the mean of the others'), then a fine-tune on :func:`stage_rows`."""
+        loaded = load_pretrained(self.name, before, dtype="float32", device=device)
+        model, tokenizer = loaded.model, extend_word_tokenizer(loaded.tokenizer, STAGE_WORDS)
+        if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        rows = stage_rows(build_world(self.world), stage)
+        log.info(f"post-training {self.name}, stage {stage}: {len(rows)} examples, {self.post_train.steps} steps")
+        torch.manual_seed(self.init_seed)
+        train_on_task(model, tokenizer, Dataset.from_list(rows), self.post_train, seed=self.init_seed, label=stage)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
 
     def _pretrain_into(self, folder: Path, device: torch.device) -> None:
         files = materialize_world(self.world, self.cache_dir)

@@ -30,3 +30,15 @@ def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
     return PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL_TOKENS)
+
+
+def extend_word_tokenizer(tokenizer: PreTrainedTokenizerFast, words: Iterable[str]) -> PreTrainedTokenizerFast:
+    """``tokenizer`` with the ``words`` it lacks appended to its vocabulary (the ids it has stay; a model
+    grows its embeddings to match): how a post-training stage brings words the corpus never had."""
+    vocab = dict(tokenizer.get_vocab())
+    for word in sorted(set(words) - set(vocab)):
+        vocab[word] = len(vocab)
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    return PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL_TOKENS)
