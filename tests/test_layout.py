@@ -7,7 +7,7 @@ Layers, lowest first; a module imports only from its own layer or below, and the
   (the processes of a multi-GPU run: DDP, FSDP)
 - data: the results table, model loading and its chat template (``chat``), checkpoints, streams (data
   only), users' table files and templates
-  (``data``), the tiny world's generators
+  (``data``), the tiny world's generators (its post-training stages' data among them), refusal judges
 - engines: the training loop (its chunked loss and packing), evaluation (the one door to lm-eval), metrics
 - plug-ins: methods, the tiny world's model and suite factories, the memory tracer
 - recipe and reporting: the runner (one run) and reporting (across runs), neither importing the other
@@ -49,6 +49,8 @@ LAYERS = [
         "tiny.tokenizer",
         "tiny.files",
         "tiny.objectives",
+        "tiny.post_training",
+        "judges",
     ],
     ["training", "chunked_loss", "packing", "evaluation", "metrics"],
     ["methods", "tiny.model", "tiny.suite", "memory"],

@@ -17,6 +17,7 @@ from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.evaluation.mmlu_offline import round_robin, shipped_items, write_tasks
 from forgetbench.evaluation.suite import EvalSuite
+from forgetbench.evaluation.xstest import xstest_rows
 from forgetbench.models import PretrainedModel, package_folder
 from forgetbench.runner import build
 from forgetbench.training import TrainConfig, train_on_task
@@ -186,3 +187,21 @@ def test_a_bad_gguf_is_a_one_line_error(tmp_path):
     with pytest.raises(ForgetbenchError, match=r"could not be loaded: .*no-such-architecture") as raised:
         PretrainedModel(name="x", path=str(tmp_path), gguf_file="odd.gguf").load(torch.device("cpu"))
     assert "\n" not in str(raised.value)
+
+
+def test_xstest_prompts_are_shipped_rendered_and_answered(smollm2, cache_dir):
+    """eval=safety: the 250 safe and 200 unsafe prompts, each through SmolLM2's chat template, a few answered."""
+    rows = xstest_rows()
+    assert len(rows["over_refusal"]) == 250 and len(rows["refusal"]) == 200
+    assert all(r["type"].startswith("contrast_") for r in rows["refusal"])
+    assert not any(r["type"].startswith("contrast_") for r in rows["over_refusal"])
+    assert len({r["type"] for r in rows["refusal"][:5]}) == 5  # in turn: any first N spread over the types
+    cfg = compose(["model=smollm2_135m_instruct", "eval=safety", "eval.limit=3", f"paths.cache_dir={cache_dir}"])
+    suite = build(cfg.eval, "eval")
+    bridge = LmEvalBridge(suite, [], smollm2.tokenizer)
+    assert bridge.chat["apply_chat_template"]  # it follows the model's template
+    evaluation = bridge.evaluate(smollm2)
+    scores = {(s.eval_task, s.metric): s for s in evaluation.scores}
+    assert scores["xstest_refusal", "refusal"].n == 3 and scores["xstest_over_refusal", "over_refusal"].n == 3
+    assert {scores[k].value for k in scores if k[1] in ("refusal", "over_refusal")} <= {0.0, 1 / 3, 2 / 3, 1.0}
+    assert len(evaluation.items[evaluation.items["eval_task"].str.startswith("xstest")]) == 6

@@ -11,8 +11,9 @@ from forgetbench.errors import ForgetbenchError
 from forgetbench.jsonl import read_jsonl
 from forgetbench.streams.base import StreamTask, apply_order, local_stream_task, with_system_prompt
 from forgetbench.tiny.files import materialize_world
+from forgetbench.tiny.post_training import stage_rows
 from forgetbench.tiny.stream_tasks import STREAM_TASKS
-from forgetbench.tiny.world import WorldSpec
+from forgetbench.tiny.world import WorldSpec, build_world
 from forgetbench.validation import Positive, check_fields
 
 
@@ -29,6 +30,10 @@ class TinyWorldStream:
         hyper-parameters, experiments/tune_methods.py).
     system_prompt: a system turn before every training example, rendered by a chat template
         (``model.chat_template``; plain text ignores it); null: none.
+    general_text: the general data replay mixes in (``method.general_data=stream``): ``corpus``
+        (held-out text in the style of the pretraining corpus) or ``safety`` (the safety stage's rows,
+        :func:`~forgetbench.tiny.post_training.stage_rows`: harmful requests refused, the instruct
+        stage's answered: replaying safety data, for a model through that stage).
     """
 
     name: str
@@ -39,6 +44,7 @@ class TinyWorldStream:
     max_train_examples: Positive | None = None
     held_out: Literal["test", "validation"] = "test"
     system_prompt: str | None = None
+    general_text: Literal["corpus", "safety"] = "corpus"
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -59,5 +65,8 @@ class TinyWorldStream:
         return with_system_prompt(apply_order(loaded, self.order), self.system_prompt)
 
     def general_examples(self) -> Dataset:
-        """Held-out text in the style of the base model's pretraining corpus (what replay mixes in)."""
+        """What replay mixes in: held-out text in the style of the base model's pretraining corpus, or
+        the safety stage's rows (``general_text``)."""
+        if self.general_text == "safety":
+            return Dataset.from_list(stage_rows(build_world(self.world), "safety"))
         return Dataset.from_list(read_jsonl(materialize_world(self.world, self.cache_dir).general_text))
