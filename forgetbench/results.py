@@ -60,6 +60,7 @@ ITEM_SCHEMA = pa.schema(
         pa.field("pred", pa.int64()),  # index of the highest-scoring choice (-1: not multiple choice)
         pa.field("correct", pa.float64()),
         pa.field("logliks", pa.list_(pa.float32())),
+        pa.field("response", pa.string()),  # the generated text ("" when scored by log-likelihood): what it said
     ]
 )
 
@@ -168,6 +169,8 @@ class RunTable:
     def append_step(self, rows: Iterable[ResultRow], items: pd.DataFrame, step: int) -> None:
         """Add one step's rows, replacing any earlier rows of that step (never duplicated)."""
         items = items.assign(step=step)
+        if "response" not in items:  # outcomes scored by log-likelihood alone
+            items = items.assign(response="")
         _write_atomic(_table(items, ITEM_SCHEMA), self.run_dir / ITEMS_DIR / f"step-{step:03d}.parquet")
         old = self.read()
         new = pd.DataFrame([asdict(row) for row in rows], columns=SCHEMA.names)

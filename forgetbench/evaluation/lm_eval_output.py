@@ -59,7 +59,7 @@ def _number(value) -> float | None:
 
 
 def item_rows(out: dict) -> pd.DataFrame:
-    """Per-item outcomes: which choice won, whether it was right, the log-likelihoods.
+    """Per-item outcomes: which choice won, whether it was right, the log-likelihoods, the generated text.
 
     Generated answers have no log-likelihoods: their ``pred`` is −1 and ``correct`` is exact match, or
     for a safety task the outcome in the direction where higher is better (refusal: refused;
@@ -69,12 +69,15 @@ def item_rows(out: dict) -> pd.DataFrame:
         for s in samples:
             row = {"eval_task": task, "doc_id": int(s["doc_id"]), "target": str(s["target"])}
             if any(isinstance(r, str) for r in s["filtered_resps"]):  # generated text
-                rows.append(row | {"pred": -1, "correct": _generated_outcome(s), "logliks": []})
+                text = next(r for r in s["filtered_resps"] if isinstance(r, str))
+                rows.append(row | {"pred": -1, "correct": _generated_outcome(s), "logliks": [], "response": text})
                 continue
             # (log-likelihood, is_greedy) per choice; a rolling (perplexity) request gives its sum alone
             logliks = [float(r[0] if isinstance(r, list | tuple) else r) for r in s["filtered_resps"]]
             pred = int(max(range(len(logliks)), key=logliks.__getitem__)) if len(logliks) > 1 else -1
-            rows.append(row | {"pred": pred, "correct": float(s.get("acc", float("nan"))), "logliks": logliks})
+            rows.append(
+                row | {"pred": pred, "correct": float(s.get("acc", float("nan"))), "logliks": logliks, "response": ""}
+            )
     return pd.DataFrame(rows)
 
 
