@@ -50,7 +50,7 @@ def test_bridge_accuracy_equals_direct_scoring(kind: str, engine: str, tmp_path)
     assert score.eval_task == "probe_mc" and score.n == len(items)
     assert score.value == pytest.approx(expected_acc)
     got = evaluation.items.sort_values("doc_id")
-    np.testing.assert_allclose(np.array(got["logliks"].tolist()), np.array(direct), atol=1e-4)
+    np.testing.assert_allclose(np.array(got["logliks"].tolist()), np.array(direct), rtol=1e-5, atol=1e-4)
 
 
 def test_unknown_eval_task_names_close_matches(tmp_path) -> None:

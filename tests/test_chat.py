@@ -179,6 +179,7 @@ def test_templated_evaluation_is_the_same_under_both_engines(template_file, tmp_
     np.testing.assert_allclose(
         np.concatenate(items["fast"]["logliks"].tolist()),
         np.concatenate(items["lm_eval"]["logliks"].tolist()),
+        rtol=1e-5,
         atol=1e-4,
     )
 

@@ -103,5 +103,6 @@ def test_turn_end_scores_the_end_token_after_each_answer_under_both_engines() ->
     np.testing.assert_allclose(
         np.concatenate(items["fast"]["logliks"].tolist()),
         np.concatenate(items["lm_eval"]["logliks"].tolist()),
+        rtol=1e-5,
         atol=1e-4,
     )
