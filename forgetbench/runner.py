@@ -45,7 +45,7 @@ from forgetbench.run_lock import run_lock
 from forgetbench.stopping import requested_stop
 from forgetbench.streams.base import BringsGeneralText, StreamTask
 from forgetbench.training import TaskProgress, build_optimizer, train_on_task
-from forgetbench.validation import InvalidValue, check_value
+from forgetbench.validation import InvalidValue, Seed, check_value
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Recipe:
         self.cfg = cfg
         self.run_dir = run_dir
         self.processes = processes or Processes()
-        check_value("seed", cfg.seed, int)  # the config groups check their own fields when built
+        check_value("seed", cfg.seed, Seed)  # the config groups check their own fields when built
         check_value("keep_checkpoint", cfg.keep_checkpoint, bool)
         self.table = RunTable(run_dir)
         self.hash = config_hash(cfg)

@@ -26,6 +26,8 @@ PositiveFloat = Annotated[float, Gt(0)]  # learning rates, strengths
 NonNegativeFloat = Annotated[float, Ge(0)]
 Fraction = Annotated[float, Ge(0), Le(1)]  # a share of something, both ends allowed
 Probability = Annotated[float, Ge(0), Lt(1)]  # dropout: 1 would drop everything
+# a run's seed: numpy takes seeds below 2**32, and step k of a run seeds its batches with seed * 1000 + k
+Seed = Annotated[int, Ge(0), Le(4_000_000)]
 
 
 class InvalidValue(ForgetbenchError):

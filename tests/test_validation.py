@@ -82,6 +82,15 @@ def test_a_bad_top_level_value_is_named(key: str, value, tmp_path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("seed", [-1, 4_000_001, 4294967296])
+def test_a_seed_out_of_range_is_named_before_numpy_sees_it(seed: int, tmp_path) -> None:
+    with pytest.raises(
+        ForgetbenchError, match=rf"^seed={seed} is not valid: input should be (greater|less) than or equal"
+    ):
+        Recipe(compose([f"seed={seed}"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("experiment", ["", *EXPERIMENTS])
 def test_every_experiment_passes_validation_without_loading_a_model(experiment: str, tmp_path) -> None:
     cfg = compose([f"experiment={experiment}"] if experiment else [])
