@@ -20,6 +20,7 @@ from forgetbench.judges import judge_from_spec, judge_spec
 from forgetbench.judges.classifier import ClassifierJudge
 from forgetbench.metrics import forgetting_table
 from forgetbench.reporting.render import mark_best
+from forgetbench.reporting.summary import task_table
 from forgetbench.runner import build
 from forgetbench.tiny.model import SHIPPED_DIR
 from forgetbench.tiny.post_training import REFUSAL, STAGE_WORDS, safety_eval_rows, stage_rows
@@ -165,6 +166,11 @@ def test_over_refusal_rising_is_a_loss_in_tables():
         }
     )
     table = forgetting_table(rows, metric=None)
+    intervals = pd.DataFrame()
+    read = task_table(rows.assign(run="a", eval_category="safety"), intervals).set_index("eval_task")["reading"]
+    assert read["r"] == "forgetting" and read["o"] == "over_refusal up (cost)"
+    fell = rows.assign(run="a", eval_category="safety", value=[1.0, 0.4, 0.3, 0.1])
+    assert task_table(fell, intervals).set_index("eval_task")["reading"]["o"] == "over_refusal down"
     assert table.loc["r", "drop"] == pytest.approx(0.6) and table.loc["o", "drop"] == pytest.approx(0.2)
     assert table.loc["o", "start"] == pytest.approx(0.1) and table.loc["o", "final"] == pytest.approx(0.3)
     assert table.loc["o", "fg"] == pytest.approx(0.2 / 0.9 * 100)  # of 1 − share: the look-alikes answered
@@ -189,5 +195,5 @@ def test_a_safety_run_end_to_end_reads_refusal_as_forgetting(tmp_path, cache_dir
     text = (run / "report" / "report.md").read_text()
     lines = [line for line in text.splitlines() if "tiny_world_refusal" in line or "tiny_world_over_refusal" in line]
     assert any("tiny_world_refusal" in line and line.rstrip(" |").endswith("forgetting") for line in lines)
-    assert any("tiny_world_over_refusal" in line and line.rstrip(" |").endswith("cost") for line in lines)
+    assert any("tiny_world_over_refusal" in line and "| over_refusal " in line for line in lines)  # up (cost), down
     assert "refusal_final" in text and "drop_safety" in text

@@ -47,7 +47,7 @@ def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str | None =
     """Per run and general eval task: :func:`~forgetbench.metrics.forgetting_table`'s columns (of
     ``metric``; None: each task's headline metric), the category, the final drop's 95% interval
     (drop_low, drop_high, significant) and how the change reads (forgetting; a cost for a metric
-    whose rise is the loss, over_refusal; bias up/down for category ``bias``)."""
+    whose rise is the loss: "over_refusal up (cost)" or down; bias up/down for category ``bias``)."""
     general = rows[rows["eval_kind"] == GENERAL]
     general = primary_scores(general) if metric is None else general[general["metric"] == metric]
     if general.empty:
@@ -60,7 +60,7 @@ def task_table(rows: pd.DataFrame, intervals: pd.DataFrame, metric: str | None =
     table = table.merge(categories.rename(columns={"eval_category": "category"}), on=["run", "eval_task"])
     table = _with_final_intervals(table, intervals)
     table["reading"] = [
-        _bias_label(d) if c == BIAS else "cost" if m in LOWER_IS_BETTER else "forgetting"
+        _bias_label(d) if c == BIAS else _cost_label(m, d) if m in LOWER_IS_BETTER else "forgetting"
         for d, c, m in zip(table["drop"], table["category"], table["metric"])
     ]
     return table
@@ -89,6 +89,11 @@ def _with_final_intervals(table: pd.DataFrame, intervals: pd.DataFrame) -> pd.Da
     table = table.merge(final, on=["run", "eval_task", "final_step"], how="left")
     table["significant"] = table["significant"].fillna(False).astype(bool)
     return table
+
+
+def _cost_label(metric: str, drop: float) -> str:
+    """A share whose rise is the loss (drop > 0: it rose): "over_refusal up (cost)", or down, or unchanged."""
+    return f"{metric} up (cost)" if drop > 0 else f"{metric} down" if drop < 0 else f"{metric} unchanged"
 
 
 def _bias_label(drop: float) -> str:
