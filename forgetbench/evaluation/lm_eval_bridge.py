@@ -43,7 +43,12 @@ from forgetbench.chat import available_template, template_in_force
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.fast_engine import fast_lm_class
 from forgetbench.evaluation.lm_eval_output import Evaluation, item_rows, task_scores
-from forgetbench.evaluation.lm_eval_quirks import no_bootstrap_pool, quiet_hflm_class, silence_run_stamps
+from forgetbench.evaluation.lm_eval_quirks import (
+    no_bootstrap_pool,
+    quiet_hflm_class,
+    silence_in_memory_model_warnings,
+    silence_run_stamps,
+)
 from forgetbench.evaluation.mmlu_offline import turn_end_rows
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import (
@@ -181,6 +186,7 @@ class LmEvalBridge:
         from lm_eval import simple_evaluate
 
         silence_run_stamps()
+        silence_in_memory_model_warnings()
         no_bootstrap_pool()
         lm = self._wrap(loaded)
         scores, items = [], []

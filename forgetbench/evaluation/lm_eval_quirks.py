@@ -1,11 +1,33 @@
 """lm-eval behaviours forgetbench switches off, each where lm-eval offers no option for it:
-the run stamps its evaluator adds to every result, HFLM's progress bars in log files; and the
-process pool of its bootstrap, through the switch lm-eval does offer."""
+the run stamps its evaluator adds to every result, HFLM's progress bars in log files, its two warnings
+about the in-memory model forgetbench hands it on purpose; and the process pool of its bootstrap,
+through the switch lm-eval does offer."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+
+# HFLM warns at every construction that it was handed a model object rather than a name, which is how
+# forgetbench always calls it (one process per model; the bridge does the distribution): twice per run
+# and evaluation, in every log. Only these two messages are dropped; lm-eval's other warnings stay.
+_IN_MEMORY_MODEL_WARNINGS = (
+    "`pretrained` model kwarg is not of type `str`",
+    "Passed an already-initialized model through `pretrained`",
+)
+
+
+class _InMemoryModelWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_IN_MEMORY_MODEL_WARNINGS)
+
+
+def silence_in_memory_model_warnings() -> None:
+    """Drop HFLM's two warnings about being handed a model object (see above); once per process."""
+    hflm_logger = logging.getLogger("lm_eval.models.huggingface")
+    if not any(isinstance(f, _InMemoryModelWarnings) for f in hflm_logger.filters):
+        hflm_logger.addFilter(_InMemoryModelWarnings())
 
 
 def _no_git_hash() -> None:

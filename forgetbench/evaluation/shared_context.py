@@ -113,6 +113,9 @@ class ContextScorer:
         parameters = inspect.signature(model.forward).parameters
         self._takes_positions = "position_ids" in parameters
         self._takes_logits_to_keep = "logits_to_keep" in parameters
+        # transformers 5 renamed the KV cache's argument and output field "cache" (past_key_values is
+        # deprecated, with a warning on every run, and goes in 5.40); 4.x knows only past_key_values
+        self._cache_name = "cache" if "cache" in parameters else "past_key_values"
 
     @torch.no_grad()
     def score(self, groups: list[ContextGroup], n_rows: int) -> list[tuple[float, bool]]:
@@ -194,12 +197,12 @@ class ContextScorer:
         targets, valid = _pad(continuations, 0, left=False, device=device)
         rest = None
         if more:
-            cache = out.past_key_values
+            cache = getattr(out, self._cache_name)
             cache.reorder_cache(owner)  # one copy of the context's keys and values per continuation
             # tokens 1..n-1 of each continuation; a one-token continuation gets a masked placeholder
             inputs, input_mask = _pad([c[:-1] or [self.pad] for c in continuations], self.pad, False, device)
             input_mask[:, 0] = torch.tensor([int(len(c) > 1) for c in continuations], device=device)
-            kwargs = {}
+            kwargs = {self._cache_name: cache}
             if self._takes_positions:
                 kwargs["position_ids"] = mask.sum(-1)[owner, None] + torch.arange(inputs.shape[1], device=device)
             rest = self.timer.forward(
@@ -207,7 +210,6 @@ class ContextScorer:
                     self.model(
                         input_ids=inputs,
                         attention_mask=torch.cat([mask[owner], input_mask], dim=1),
-                        past_key_values=cache,
                         **kwargs,
                     ).logits
                 ),
