@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+SUBCOMMANDS = ("report", "data-check")  # `forgetbench X` and `python -m forgetbench X` alike
+
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "report":

@@ -30,6 +30,9 @@ def command_line_error(argv: list[str]) -> str | None:
     if os.environ.get("HYDRA_FULL_ERROR") == "1" or any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
         return None
     overrides = [a for a in argv if a not in MULTIRUN_FLAGS]
+    for text in overrides:  # Hydra's parser takes "=5" as a group override and fails with a traceback
+        if "=" in text and not text.split("=", 1)[0].lstrip("+~"):
+            return f"the override {text!r} has no key: write KEY=VALUE (e.g. seed=5)"
     try:
         first = _first_of_each_sweep(overrides)
         cfg = compose_config(first)

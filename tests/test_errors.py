@@ -27,6 +27,16 @@ def test_unknown_config_option(tmp_path, cache_dir) -> None:
     assert _no_results(tmp_path)
 
 
+@pytest.mark.parametrize("override", ["=5", "+=5"])
+def test_an_override_without_a_key(override, tmp_path, cache_dir) -> None:
+    done = run_cli([override], tmp_path, cache_dir)
+    assert done.returncode == 2
+    assert (
+        _error_line(done) == f"forgetbench: error: the override {override!r} has no key: write KEY=VALUE (e.g. seed=5)"
+    )
+    assert "Traceback" not in done.stderr and not (tmp_path / "results").exists()
+
+
 def test_model_path_that_does_not_exist(tmp_path, cache_dir) -> None:
     done = run_cli(["model=bloomz_1b1", "model.path=/no/such/model", *SMALL_NO_MODEL], tmp_path, cache_dir)
     assert done.returncode == 2

@@ -133,6 +133,12 @@ def test_report_on_sizes_and_architectures_has_every_section(three_runs, tmp_pat
         assert f"## {section}" in text
     for name in ("forgetting_curves", "fg_by_size", "curves_by_architecture", "stream_matrix"):
         assert (out / f"{name}.png").stat().st_size > 5_000 and (out / f"{name}.svg").exists()
+    # `python -m forgetbench report` is the console script's `forgetbench report`, not an override "report"
+    again = tmp_path / "again"
+    command = [sys.executable, "-m", "forgetbench", "report", str(three_runs), "--out", str(again)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (again / "report.md").read_text() == text
     summary = pd.read_csv(out / "summary.csv", index_col=0)
     assert len(summary) == 3 and set(summary["architecture"]) == {"decoder", "encoder-decoder"}
     assert summary["n_params"].nunique() == 3
