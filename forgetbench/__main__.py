@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -86,13 +87,16 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
         done, total = None, None
     if done is None:
         where, kept = "before the step-0 evaluation was recorded", "nothing is recorded yet"
+    elif total is not None and done >= total:  # every step recorded: the report was being written
+        where, kept = "after its last step, while writing its report", f"all {total} steps are kept in {run_dir}"
     else:
-        where, kept = f"during step {done + 1}/{total}", f"steps 0-{done} are kept in {run_dir}"
+        where = f"during step {done + 1}/{total}"
+        kept = f"step 0 is kept in {run_dir}" if done == 0 else f"steps 0-{done} are kept in {run_dir}"
     hydra_config = HydraConfig.get()
     if hydra_config.mode == RunMode.MULTIRUN:
         resume = "rerun the same -m command to resume (finished jobs are skipped)"
-    else:
-        resume = f"resume with: python -m forgetbench {' '.join(hydra_config.overrides.task)}".rstrip()
+    else:  # quoted for the shell: the line runs as printed
+        resume = f"resume with: {shlex.join(['python', '-m', 'forgetbench', *hydra_config.overrides.task])}"
     return f"stopped by {name} {where}; {kept}; {resume}"
 
 

@@ -308,7 +308,10 @@ def train_on_task(
                     step_loss += loss.detach() * scale
             loss_value = processes.mean(float(step_loss))
             if not math.isfinite(loss_value):
-                raise TrainingDiverged(f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}")
+                raise TrainingDiverged(
+                    f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}: lower train.lr, keep "
+                    "train.max_grad_norm above 0, or under train.autocast try bfloat16 (float16 overflows) or null"
+                )
             # 2) clip, step, schedule
             if config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)

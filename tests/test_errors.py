@@ -77,7 +77,7 @@ def test_bad_stream_task_file(tmp_path, cache_dir, content: str, message: str) -
 def test_diverging_loss_stops_and_keeps_completed_steps(tmp_path, cache_dir) -> None:
     done = run_cli([*SMALL, "train.lr=1e30", "train.max_grad_norm=0"], tmp_path, cache_dir)
     assert done.returncode == 2
-    assert "loss became" in _error_line(done)
+    assert "loss became" in _error_line(done) and "lower train.lr" in _error_line(done)  # with a remedy
     rows = read_results(tmp_path / "results")
     assert set(rows["step"]) == {0}  # step 0 was completed and is kept
 
