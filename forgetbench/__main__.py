@@ -29,13 +29,12 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from forgetbench.cli import SUBCOMMANDS  # noqa: E402
-from forgetbench.cli import main as cli_main  # noqa: E402
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped  # noqa: E402
 from forgetbench.preflight import command_line_error  # noqa: E402
 from forgetbench.resolvers import register_resolvers  # noqa: E402
 from forgetbench.run_lock import RunInUse  # noqa: E402
 from forgetbench.stopping import install_stop_handlers  # noqa: E402
+from forgetbench.subcommands import SUBCOMMANDS, run_subcommand  # noqa: E402
 
 log = logging.getLogger("forgetbench")
 register_resolvers()
@@ -159,6 +158,6 @@ def run() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:  # python -m forgetbench report DIR: as the console script
-        cli_main()
+        run_subcommand(sys.argv[1:])
     else:
         run()

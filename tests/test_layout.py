@@ -55,7 +55,7 @@ LAYERS = [
     ["training", "chunked_loss", "packing", "evaluation", "metrics"],
     ["methods", "tiny.model", "tiny.suite", "memory"],
     ["runner", "reporting"],
-    ["__main__", "cli", "preflight", "data.check", "data.__main__"],
+    ["__main__", "cli", "subcommands", "preflight", "data.check", "data.__main__"],
 ]
 
 

@@ -147,12 +147,10 @@ class TinyWorldModel:
     def resolve_path(self, device: torch.device | None = None) -> str:
         """The model's directory after its last stage, training every stage not cached yet (on ``device``)."""
         device = device or default_device()
-        key = self._pretrain_key()
-        path = self._cached(self.name, key, lambda folder: self._pretrain_into(folder, device))
-        for stage in self.stages[1:]:
-            key, before = self._stage_key(key, stage), path
-            build = functools.partial(self._post_train_into, before, stage, device=device)
-            path = self._cached(f"{self.name}-{stage}", key, build)
+        folders = self.stage_dirs()
+        path = self._cached(folders[0], lambda folder: self._pretrain_into(folder, device))
+        for stage, name in zip(self.stages[1:], folders[1:], strict=True):
+            path = self._cached(name, functools.partial(self._post_train_into, path, stage, device=device))
         return path
 
     def stage_dirs(self) -> list[str]:
@@ -164,9 +162,9 @@ class TinyWorldModel:
             names.append(f"{self.name}-{stage}-{key}")
         return names
 
-    def _cached(self, label: str, key: str, build: Callable[[Path], None]) -> str:
-        """``<cache_dir>/models/<label>-<key>``: found, copied from the shipped copy, or built by ``build``."""
-        target = Path(self.cache_dir) / "models" / f"{label}-{key}"
+    def _cached(self, name: str, build: Callable[[Path], None]) -> str:
+        """``<cache_dir>/models/<name>``: found, copied from the shipped copy, or built by ``build``."""
+        target = Path(self.cache_dir) / "models" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         # parallel jobs of a sweep (hydra/launcher=local) want the same base model: one pretrains, the others wait
         with FileLock(target.with_name(f".{target.name}.lock")):
