@@ -44,7 +44,7 @@ def command_line_error(argv: list[str]) -> str | None:
         return _unknown_option(err)
     except ConfigCompositionException as err:
         return _unknown_key(str(err), first)
-    return _paths_error(cfg)
+    return _missing_error(cfg) or _paths_error(cfg)
 
 
 def _first_of_each_sweep(overrides: list[str]) -> list[str]:
@@ -91,6 +91,14 @@ def _unknown_key(message: str, overrides: list[str]) -> str:
     where = f"{parent!r} has" if parent and isinstance(node, DictConfig) else "the top level has"
     keys = sorted(node.keys()) if isinstance(node, DictConfig) else sorted(cfg.keys())
     return f"{key} is not a config key; {where}: {', '.join(map(str, keys))}"
+
+
+def _missing_error(cfg: DictConfig) -> str | None:
+    """A value the chosen options leave for the command line (``???``, e.g. judge.path of judge=classifier)."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        return f"{missing[0]} has no value (the config leaves it for the command line): give it, e.g. {missing[0]}=..."
+    return None
 
 
 def _paths_error(cfg: DictConfig) -> str | None:

@@ -37,6 +37,13 @@ def test_an_override_without_a_key(override, tmp_path, cache_dir) -> None:
     assert "Traceback" not in done.stderr and not (tmp_path / "results").exists()
 
 
+def test_a_value_left_for_the_command_line(tmp_path, cache_dir) -> None:
+    done = run_cli(["experiment=tiny_world_safety", "judge=classifier"], tmp_path, cache_dir)
+    assert done.returncode == 2
+    assert _error_line(done).startswith("forgetbench: error: judge.path has no value")
+    assert "Traceback" not in done.stderr and _no_results(tmp_path)
+
+
 def test_model_path_that_does_not_exist(tmp_path, cache_dir) -> None:
     done = run_cli(["model=bloomz_1b1", "model.path=/no/such/model", *SMALL_NO_MODEL], tmp_path, cache_dir)
     assert done.returncode == 2
