@@ -10,8 +10,9 @@ import pandas as pd
 
 from forgetbench.results import GENERAL, STREAM
 
-# a task's headline metric, in this order of preference (a safety task reports refusal or over_refusal)
-PRIMARY_METRICS = ("acc", "refusal", "over_refusal", "rouge_l", "exact_match")
+# a task's headline metric, in this order of preference (a safety task reports refusal or over_refusal,
+# a style task style adherence)
+PRIMARY_METRICS = ("acc", "refusal", "over_refusal", "style", "rouge_l", "exact_match")
 LOWER_IS_BETTER = frozenset({"over_refusal"})  # shares whose rise is the loss: harmless requests refused
 
 

@@ -61,6 +61,7 @@ ITEM_SCHEMA = pa.schema(
         pa.field("correct", pa.float64()),
         pa.field("logliks", pa.list_(pa.float32())),
         pa.field("response", pa.string()),  # the generated text ("" when scored by log-likelihood): what it said
+        pa.field("route", pa.string()),  # the adapters a router chose for it (a stream task, base, merge; "" unrouted)
     ]
 )
 
@@ -171,6 +172,8 @@ class RunTable:
         items = items.assign(step=step)
         if "response" not in items:  # outcomes scored by log-likelihood alone
             items = items.assign(response="")
+        if "route" not in items:  # a method that routes nothing
+            items = items.assign(route="")
         _write_atomic(_table(items, ITEM_SCHEMA), self.run_dir / ITEMS_DIR / f"step-{step:03d}.parquet")
         old = self.read()
         new = pd.DataFrame([asdict(row) for row in rows], columns=SCHEMA.names)
@@ -218,4 +221,7 @@ def read_items(run_dir: str | Path) -> pd.DataFrame:
         except READ_ERRORS as err:
             remedy = "remove it and the report leaves that step's items out (its confidence intervals)"
             raise unreadable(file, err, remedy) from err
-    return pd.concat(frames, ignore_index=True)
+    items = pd.concat(frames, ignore_index=True)
+    for column in ("response", "route"):  # items written before the column existed
+        items[column] = items[column].fillna("") if column in items else ""
+    return items

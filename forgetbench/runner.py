@@ -278,7 +278,8 @@ class Recipe:
 
     def _record(self, step: int, trained_task: str, start: float) -> None:
         """Evaluate, append the step's rows, then checkpoint (in that order: see _resume_weights)."""
-        evaluation = self.bridge.evaluate(self.loaded, f"step {step}/{len(self.stream)}", self.method.evaluating)
+        label = f"step {step}/{len(self.stream)}"
+        evaluation = self.bridge.evaluate(self.loaded, label, self.method.evaluating, self.method.router())
         stop = self.processes.agreed_stop(requested_stop())
         if stop is not None:  # a stop during evaluation records nothing of this step
             raise RunStopped(stop)

@@ -50,10 +50,11 @@ LAYERS = [
         "tiny.files",
         "tiny.objectives",
         "tiny.post_training",
+        "tiny.styles",
         "judges",
     ],
     ["training", "chunked_loss", "packing", "evaluation", "metrics"],
-    ["methods", "tiny.model", "tiny.suite", "memory"],
+    ["methods", "routing", "tiny.model", "tiny.suite", "memory"],
     ["runner", "reporting"],
     ["__main__", "cli", "subcommands", "preflight", "data.check", "data.__main__"],
 ]

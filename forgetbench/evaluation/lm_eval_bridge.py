@@ -50,6 +50,7 @@ from forgetbench.evaluation.lm_eval_quirks import (
     silence_run_stamps,
 )
 from forgetbench.evaluation.mmlu_offline import turn_end_rows
+from forgetbench.evaluation.routed_lm import Router, routed_lm_class
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import (
     TURN_END_TASK,
@@ -173,7 +174,9 @@ class LmEvalBridge:
                     f"see `lm-eval ls tasks` or add a folder to eval.include_path)"
                 )
 
-    def evaluate(self, loaded: LoadedModel, label: str = "", context: Callable | None = None) -> Evaluation:
+    def evaluate(
+        self, loaded: LoadedModel, label: str = "", context: Callable | None = None, router: Router | None = None
+    ) -> Evaluation:
         """Score every task; the model is back in train mode afterwards.
 
         Args:
@@ -182,6 +185,8 @@ class LmEvalBridge:
             context: ``context(model, eval_task, stream_task)`` gives a context manager each task
                 is scored inside (a method's choice of adapter; ``stream_task`` is "" for the
                 suite's tasks); none by default.
+            router: picks each request's adapters from its input (:mod:`.routed_lm`); its choices
+                fill the items' ``route`` column ("" without one).
         """
         from lm_eval import simple_evaluate
 
@@ -197,13 +202,14 @@ class LmEvalBridge:
         try:
             for index, entry in enumerate(self.entries, start=1):
                 start = time.perf_counter()
+                model = routed_lm_class()(lm, router, loaded, entry.stream_task) if router else lm
                 with (
                     context(loaded.model, entry.name, entry.stream_task) if context else contextlib.nullcontext(),
                     datasets_from(self.suite.mirror),
                     template_in_force(loaded.tokenizer, self._chat),
                 ):
                     out = simple_evaluate(
-                        model=lm,
+                        model=model,
                         tasks=[self._built_task(index, entry)],
                         num_fewshot=entry.shots,
                         task_manager=self.task_manager,
@@ -222,7 +228,7 @@ class LmEvalBridge:
                     continue
                 scored = task_scores(out, seconds, entry.stream_task)
                 scores += scored
-                items.append(item_rows(out))
+                items.append(_with_routes(item_rows(out), model.decisions if router else {}))
                 # the entry's own scores (a group's overall, not its dozens of subtasks)
                 main = ", ".join(f"{s.metric}={s.value:.3f}" for s in scored if s.eval_task == entry.name)
                 log.info(f"[{label}] eval {index}/{len(self.entries)} {entry.name}: {main} ({seconds:.1f}s)")
@@ -292,6 +298,12 @@ class LmEvalBridge:
                 self._lm = quiet_hflm_class()(**kwargs)
         self._lm.progress_bars = sys.stderr.isatty()
         return self._lm
+
+
+def _with_routes(items: pd.DataFrame, decisions: dict[tuple[str, int], str]) -> pd.DataFrame:
+    """The items with the route each took (:class:`.routed_lm.Router`'s choice; "" when not routed)."""
+    keys = zip(items.get("eval_task", []), items.get("doc_id", []))
+    return items.assign(route=[decisions.get((task, int(doc)), "") for task, doc in keys])
 
 
 LOCAL_BUILDERS = ("json", "csv", "parquet", "arrow", "text")  # datasets' builders for local files

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from forgetbench.metrics import LOWER_IS_BETTER, PRIMARY_METRICS
+
 
 @dataclass
 class TaskScore:
@@ -61,9 +63,10 @@ def _number(value) -> float | None:
 def item_rows(out: dict) -> pd.DataFrame:
     """Per-item outcomes: which choice won, whether it was right, the log-likelihoods, the generated text.
 
-    Generated answers have no log-likelihoods: their ``pred`` is −1 and ``correct`` is exact match, or
-    for a safety task the outcome in the direction where higher is better (refusal: refused;
-    over_refusal: answered), so that a bootstrapped drop is a loss for both."""
+    Generated answers have no log-likelihoods: their ``pred`` is −1 and ``correct`` is the task's
+    headline metric (exact match; a style task's adherence; a safety task's outcome in the direction
+    where higher is better, refusal: refused, over_refusal: answered), so that a bootstrapped drop is
+    a loss for all."""
     rows = []
     for task, samples in out.get("samples", {}).items():
         for s in samples:
@@ -82,8 +85,8 @@ def item_rows(out: dict) -> pd.DataFrame:
 
 
 def _generated_outcome(sample: dict) -> float:
-    if "refusal" in sample:
-        return float(sample["refusal"])
-    if "over_refusal" in sample:
-        return 1.0 - float(sample["over_refusal"])
-    return float(sample.get("exact_match", float("nan")))
+    """The item's headline metric (the first of PRIMARY_METRICS it has), turned so higher is better."""
+    metric = next((m for m in PRIMARY_METRICS if m in sample), None)
+    if metric is None:
+        return float("nan")
+    return 1.0 - float(sample[metric]) if metric in LOWER_IS_BETTER else float(sample[metric])

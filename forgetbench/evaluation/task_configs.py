@@ -17,6 +17,7 @@ from forgetbench.jsonl import write_jsonl
 from forgetbench.streams.base import Scoring, StreamTask
 
 TASKS_DIR = Path(__file__).parent / "tasks"
+GENERATION_METRICS = ("rouge_l", "exact_match")  # what _generation.yaml lists
 TEMPLATES = {
     "multiple_choice": "_multiple_choice.yaml",
     "loglikelihood": "_loglikelihood.yaml",
@@ -51,10 +52,9 @@ def local_task_config(name: str, data_file: Path, scoring: Scoring | str, chat: 
         config["doc_to_target"] = "{{response}}"
     if scoring.kind == "generation":
         config["generation_kwargs"] = {"until": ["\n"], "max_gen_toks": scoring.max_new_tokens, "do_sample": False}
-        if scoring.metrics:  # else the template's
-            config["metric_list"] = [
-                {"metric": m, "aggregation": "mean", "higher_is_better": True} for m in scoring.metrics
-            ]
+        if scoring.metrics:  # beside the template's (score_generation always returns those: unlisted, lm-eval warns)
+            metrics = dict.fromkeys([*GENERATION_METRICS, *scoring.metrics])
+            config["metric_list"] = [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in metrics]
     return config
 
 

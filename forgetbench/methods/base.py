@@ -3,7 +3,8 @@
 The runner calls them in this order: ``prepare_model`` (once, before step 0),
 then for each task of the stream ``before_task``, ``training_examples``,
 ``extra_loss`` (every forward pass: the training loop takes it as its loss
-hook), ``after_task``, and ``evaluating`` around each eval task. Each per-task
+hook), ``after_task``, and ``evaluating`` around each eval task (with ``router``
+picking adapters per input inside it, for a method that has one). Each per-task
 hook gets a :class:`TaskContext`.
 ``state_dict``/``load_state_dict`` carry the method's own state through the
 run checkpoint so a resumed run equals an uninterrupted one.
@@ -23,6 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from forgetbench.validation import check_fields
 
 if TYPE_CHECKING:
+    from forgetbench.evaluation.routed_lm import Router
     from forgetbench.training import TrainConfig
 
 
@@ -91,6 +93,11 @@ class Method:
         """The model state ``eval_task`` is scored in (e.g. a stream task's own adapter);
         ``stream_task`` names the stream task whose held-out items it scores ("" for the suite's)."""
         yield
+
+    def router(self) -> Router | None:
+        """What picks the adapters of each evaluated input (:class:`~forgetbench.evaluation.routed_lm.Router`);
+        None: every input of an eval task is scored alike (inside :meth:`evaluating`)."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         return {}

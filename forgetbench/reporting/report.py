@@ -24,6 +24,7 @@ from forgetbench.reporting.figures import (
 )
 from forgetbench.reporting.load import load_runs
 from forgetbench.reporting.render import Report, Section, mark_best, to_html, to_markdown
+from forgetbench.reporting.routing import routing_accuracy, routing_confusion
 from forgetbench.reporting.seed_bootstrap import seed_intervals
 from forgetbench.reporting.summary import (
     BIAS,
@@ -86,13 +87,16 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str | Non
     summary.to_csv(out / "summary.csv")
     if not size_points.empty:
         size_points.to_csv(out / "size_summary.csv", index=False)
-    report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures, size_points)
+    routing = (routing_accuracy(runs.rows, runs.items), routing_confusion(runs.rows, runs.items))
+    if not routing[0].empty:
+        routing[0].to_csv(out / "routing.csv", index=False)
+    report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures, size_points, routing)
     (out / "report.md").write_text(to_markdown(report))
     (out / "report.html").write_text(to_html(report, out))
     return out / "report.md"
 
 
-def _assemble(summary, tasks, learning, facts, left_out, figures, size_points) -> Report:
+def _assemble(summary, tasks, learning, facts, left_out, figures, size_points, routing) -> Report:
     notes = []
     incomplete = facts.index[~facts["complete"]].tolist()
     if incomplete:
@@ -112,6 +116,12 @@ def _assemble(summary, tasks, learning, facts, left_out, figures, size_points) -
     report.sections.append(Section("Forgetting per eval task", table=_task_view(tasks)))
     if not learning.empty:  # the gain beside the forgetting it cost
         report.sections.append(Section("Learning per stream task", table=learning))
+    accuracy, confusion = routing
+    if not accuracy.empty:  # a router picked each input's adapter
+        title = "Routing accuracy per step (trained stream tasks' items to their own adapter)"
+        report.sections.append(Section(title, table=accuracy))
+        title = "Routing at the last step (share of each source's items per route)"
+        report.sections.append(Section(title, table=confusion))
     titles = {
         "forgetting_curves": "Forgetting curves",
         "fg_by_size": "Forgetting against model size",

@@ -40,8 +40,9 @@ class Scoring:
         kind: "multiple_choice" (rows: question, choices, answer index), "loglikelihood" (rows:
             prompt, response; acc = the response is the greedy continuation, and its perplexity) or
             "generation" (rows: prompt, response; a greedy generation is scored against the response).
-        metrics: generation only: which scores of
-            :func:`forgetbench.evaluation.generation_metrics.score_generation` are reported.
+        metrics: generation only: scores of
+            :func:`forgetbench.evaluation.generation_metrics.score_generation` reported beside
+            rouge_l and exact_match (e.g. a row's ``metric_functions``).
         max_new_tokens: generation only: the budget per item.
         report_chance: multiple choice only: also report ``chance`` (1 / the item's number of
             choices, averaged), for rows whose number of choices varies.

@@ -34,6 +34,8 @@ class TinyWorldStream:
         (held-out text in the style of the pretraining corpus) or ``safety`` (the safety stage's rows,
         :func:`~forgetbench.tiny.post_training.stage_rows`: harmful requests refused, the instruct
         stage's answered: replaying safety data, for a model through that stage).
+    keywords: rules a keyword router may use (``method.keyword.rules`` defaults to them):
+        ``{pattern, task}`` pairs naming each task's own words; the stream itself ignores them.
     """
 
     name: str
@@ -45,6 +47,7 @@ class TinyWorldStream:
     held_out: Literal["test", "validation"] = "test"
     system_prompt: str | None = None
     general_text: Literal["corpus", "safety"] = "corpus"
+    keywords: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_fields(self)
