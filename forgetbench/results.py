@@ -47,6 +47,7 @@ SCHEMA = pa.schema(
         pa.field("stderr", pa.float64()),
         pa.field("n", pa.int64()),  # examples scored
         pa.field("wall_time", pa.float64()),  # seconds spent on this step (training and evaluation)
+        pa.field("eval_seconds", pa.float64()),  # seconds scoring this eval task at this step (NaN: older tables)
         pa.field("config_hash", pa.string()),  # hash of the resolved config (paths excluded)
     ]
 )
@@ -95,6 +96,7 @@ class ResultRow(RunFacts):
     stderr: float | None
     n: int
     wall_time: float
+    eval_seconds: float = float("nan")
 
     @classmethod
     def of(cls, facts: RunFacts, **fields) -> ResultRow:
@@ -127,6 +129,8 @@ def _read(path: Path) -> pd.DataFrame:
         frame["eval_category"] = frame["eval_kind"].where(stream, "other")
     if "stream_task" not in frame and stream is not None:  # tables that named stream tasks stream_<task>
         frame["stream_task"] = frame["eval_task"].str.removeprefix("stream_").where(stream, "")
+    if "eval_seconds" not in frame:  # tables written before evaluation was timed per task
+        frame["eval_seconds"] = float("nan")
     missing = [name for name in SCHEMA.names if name not in frame]
     if missing:
         raise pa.ArrowInvalid(f"columns {missing} are missing")

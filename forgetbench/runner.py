@@ -311,6 +311,7 @@ class Recipe:
                 stderr=s.stderr,
                 n=s.n,
                 wall_time=seconds,
+                eval_seconds=s.seconds,
             )
             for s in evaluation.scores
         ]

@@ -46,7 +46,7 @@ def run_torchrun(args: list[str], root: Path, cache: Path) -> subprocess.Complet
 
 
 def _table(root: Path) -> pd.DataFrame:
-    rows = read_results(root / "results").drop(columns=["wall_time"])
+    rows = read_results(root / "results").drop(columns=["wall_time", "eval_seconds"])
     return rows.sort_values(["step", "eval_task", "metric"]).reset_index(drop=True)
 
 

@@ -26,7 +26,11 @@ def _files(folder) -> dict[str, bytes]:
 
 def _table(run_dir) -> pd.DataFrame:
     rows = read_results(run_dir)
-    return rows.drop(columns=["wall_time"]).sort_values(["step", "eval_task", "metric"]).reset_index(drop=True)
+    return (
+        rows.drop(columns=["wall_time", "eval_seconds"])
+        .sort_values(["step", "eval_task", "metric"])
+        .reset_index(drop=True)
+    )
 
 
 def _error_line(done) -> str:
