@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,6 +17,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from forgetbench.methods.adapters import Adapters
 from forgetbench.methods.base import Method
 from forgetbench.tiny.tokenizer import build_word_tokenizer
 
@@ -119,3 +122,17 @@ class RecordingMethod(Method):
 def same_first_word(prediction: str, reference: str) -> float:
     """A user's generation metric (named as ``tests.helpers:same_first_word`` in a file task)."""
     return float(prediction.split()[:1] == reference.split()[:1])
+
+
+@dataclass
+class TaskScopedAdapters(Adapters):
+    """``method=adapters`` as it scored before routers: each eval task inside ``evaluating``, the
+    adapters set for the whole task (no per-input routing), to test the oracle route against."""
+
+    def router(self):
+        return None
+
+    @contextlib.contextmanager
+    def evaluating(self, model, eval_task: str, stream_task: str = ""):
+        with self.activate(model, self._oracle_route(stream_task)):
+            yield

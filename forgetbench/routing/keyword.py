@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.routing import BASE, MERGE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,12 +36,21 @@ class KeywordRouter:
         self.rules = [r if isinstance(r, KeywordRule) else KeywordRule(**r) for r in self.rules]
 
     def check(self, tasks: list[str]) -> None:
-        """Each rule's task is a stream task and its pattern compiles; the fallback is a route."""
+        """Each rule's pattern compiles and the fallback is a route; rules for tasks outside this stream
+        (rules written for a whole stream, run on some of its tasks) are dropped, named in a warning,
+        and none left is an error."""
+        unused = [r.task for r in self.rules if r.task not in tasks]
+        if unused:
+            log.warning(
+                f"method.keyword.rules: tasks {sorted(set(unused))} are not in this stream {tasks}; "
+                "their rules are unused"
+            )
+        if self.rules and len(unused) == len(self.rules):
+            raise ForgetbenchError(
+                f"method.keyword.rules name no task of this stream (they name {sorted(set(unused))}); valid: {tasks}"
+            )
+        self.rules = [r for r in self.rules if r.task in tasks]
         for index, rule in enumerate(self.rules):
-            if rule.task not in tasks:
-                raise ForgetbenchError(
-                    f"method.keyword.rules[{index}].task={rule.task!r} is not a stream task; valid: {tasks}"
-                )
             try:
                 re.compile(rule.pattern)
             except re.error as err:

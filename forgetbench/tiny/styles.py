@@ -128,4 +128,5 @@ def content(prediction: str, reference: str) -> float:
     fact = reference.strip()
     if own is not None:
         fact = fact.removeprefix(own.opening).removesuffix(own.sign_off).strip()
+    fact = fact.removesuffix(" .")  # the fact's words, whatever follows them
     return float(f" {fact} " in f" {prediction.strip()} ")
