@@ -52,8 +52,12 @@ def extra_parameters(method: str, tasks: int, hidden: int, per_adapter: int) -> 
         return per_adapter
     if not method.startswith("adapters"):
         return 0
-    router = {"adapters-learned": hidden * tasks + tasks, "adapters-classifier": hidden * tasks + tasks + 2 * hidden}
-    return tasks * per_adapter + router.get(method, 0)
+    if method == "adapters-learned":
+        return tasks * per_adapter + hidden * tasks + tasks
+    if method.startswith("adapters-classifier"):  # -base: the general text is a class of its own
+        classes = tasks + method.endswith("-base")
+        return tasks * per_adapter + hidden * classes + classes + 2 * hidden
+    return tasks * per_adapter
 
 
 def interval(values: pd.Series) -> str:
@@ -70,9 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--hidden", type=int, default=128, help="the model's hidden size (the tiny decoder's: 128)")
-    parser.add_argument(
-        "--per-adapter", type=int, default=12288, help="one LoRA adapter (logged at setup)"
-    )
+    parser.add_argument("--per-adapter", type=int, default=12288, help="one LoRA adapter (logged at setup)")
     args = parser.parse_args()
     runs = load_runs(args.paths)
     routing = routing_accuracy(runs.rows, runs.items)

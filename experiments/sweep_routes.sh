@@ -21,3 +21,6 @@ methods=tiny_world_methods/full,tiny_world_methods/lora,tiny_world_methods/repla
 python -m forgetbench -m "experiment=$methods" "experiment_name=$name" seed=0,1,2 "${stream[@]}" "$@"
 python -m forgetbench -m experiment=tiny_world_methods/adapters method.route=keyword,classifier,learned \
   "experiment_name=$name" seed=0,1,2 "${stream[@]}" "$@"
+# the probe with a class of its own for the stream's general text, routed to the base
+python -m forgetbench -m experiment=tiny_world_methods/adapters method.route=classifier method.classifier.base_class=true \
+  method.name=adapters-classifier-base "experiment_name=$name" seed=0,1,2 "${stream[@]}" "$@"
