@@ -142,6 +142,10 @@ class Recipe:
                 "chat template in force: training labels the assistant turns; evaluation %s it",
                 "applies" if self.bridge.chat["apply_chat_template"] else "does not apply",
             )
+        # a method's new weights (LoRA's A matrices) are drawn from the run's seed, not from whatever state
+        # the process's RNG was left in (a multirun's jobs share one process: each job's adapters
+        # depended on the jobs before it)
+        seed_everything(self.cfg.seed)
         self.loaded.model = self.method.prepare_model(self.loaded.model, [t.name for t in self.stream])
         self.facts = RunFacts(
             run_id=self.run_dir.name,
