@@ -225,3 +225,11 @@ def test_every_method_runs_on_an_encoder_decoder_and_the_report_compares_them(tm
     assert (sweep / "report" / "method_comparison.png").stat().st_size > 10_000
     summary = pd.read_csv(sweep / "report" / "summary.csv")
     assert sorted(summary["method"]) == sorted(methods)
+
+
+def test_a_methods_new_weights_come_from_the_runs_seed_not_the_process(tmp_path, cache_dir) -> None:
+    """A multirun's jobs share one process: a job's LoRA adapters must not depend on the jobs before it."""
+    first = _run(tmp_path, cache_dir, ["method=lora"], "first")
+    torch.rand(1000)  # what an earlier job in the same process leaves behind
+    again = _run(tmp_path, cache_dir, ["method=lora"], "again")
+    pd.testing.assert_frame_equal(_values(first), _values(again))
