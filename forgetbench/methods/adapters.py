@@ -65,6 +65,8 @@ class Adapters(Method):
         log.info(f"adapters: {len(task_names)} × {per_adapter:,} parameters, route={self.route}")
         if self.route == "learned":
             self.learned.attach(wrapped, [adapter_name(i) for i in range(1, len(task_names) + 1)])
+        if self.route == "classifier":
+            self.classifier.describe(wrapped.get_base_model().config.hidden_size, len(task_names))
         return wrapped
 
     def before_task(self, ctx: TaskContext) -> None:

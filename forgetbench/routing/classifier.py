@@ -45,6 +45,15 @@ class ProbeRouter:
     def __post_init__(self) -> None:
         check_fields(self)
 
+    def describe(self, hidden: int, tasks: int) -> None:
+        """Log the probe's size: weights and bias per class, a feature mean and scale; and the features kept."""
+        classes = tasks + self.base_class
+        size = hidden * classes + classes + 2 * hidden
+        kept = self.examples * classes * hidden
+        log.info(
+            f"classifier router: a probe of {size:,} parameters over {classes} classes; keeps ≤ {kept:,} feature values"
+        )
+
     def fit(self, model, tokenizer, task: str, prompts: list[str], general: list[str] | None) -> None:
         """Keep ``task``'s features (and the base's, once, from ``general`` with ``base_class``), refit
         the probe on all kept features, and log how many it routes to their own class."""
