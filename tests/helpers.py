@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import pytest
 import torch
 from transformers import (
     BloomConfig,
@@ -20,6 +23,8 @@ from transformers import (
 from forgetbench.methods.adapters import Adapters
 from forgetbench.methods.base import Method
 from forgetbench.tiny.tokenizer import build_word_tokenizer
+
+T = TypeVar("T")
 
 
 def tiny_model(kind: str, texts: list[str], seed: int = 0, width: int = 32) -> tuple[PreTrainedModel, object]:
@@ -136,3 +141,26 @@ class TaskScopedAdapters(Adapters):
     def evaluating(self, model, eval_task: str, stream_task: str = ""):
         with self.activate(model, self._oracle_route(stream_task)):
             yield
+
+
+class Crash(Exception):
+    """Raised right after a checkpoint, to stop a run there as a kill would."""
+
+
+def crash_after_step_one_then_resume(run: Callable[[str], T], monkeypatch) -> T:
+    """``run("crashed")`` stopped right after the checkpoint of step 1, then run again to its end
+    (resumed from that checkpoint); returns what the resumed run returns."""
+    from forgetbench import runner
+
+    save = runner.save_checkpoint
+
+    def crash_after_step_one(run_dir, step, *args):
+        save(run_dir, step, *args)
+        if step == 1:
+            raise Crash
+
+    monkeypatch.setattr(runner, "save_checkpoint", crash_after_step_one)
+    with pytest.raises(Crash):
+        run("crashed")
+    monkeypatch.setattr(runner, "save_checkpoint", save)
+    return run("crashed")

@@ -18,7 +18,7 @@ from forgetbench.methods.replay import Replay
 from forgetbench.results import read_results
 from forgetbench.training import TrainConfig, train_on_task
 from tests.conftest import SMALL, compose, run_cli
-from tests.helpers import RecordingMethod, tiny_model
+from tests.helpers import RecordingMethod, crash_after_step_one_then_resume, tiny_model
 
 WORDS = "add one two three four five six seven eight nine red blue green".split()
 TWO_TASKS = ["stream.tasks=[translate,count]"]
@@ -179,10 +179,6 @@ def test_wise_with_alpha_one_equals_full(tmp_path, cache_dir) -> None:
     assert not _values(partial)["value"].equals(_values(full)["value"])
 
 
-class _Crash(Exception):
-    pass
-
-
 def test_adapters_keep_the_base_and_score_each_task_with_its_own(tmp_path, cache_dir) -> None:
     rows = _run(tmp_path, cache_dir, ["method=adapters"], "adapters")
     general = rows[rows["eval_kind"] == "general"].pivot_table(index="step", columns="eval_task", values="value")
@@ -198,19 +194,7 @@ def test_adapters_keep_the_base_and_score_each_task_with_its_own(tmp_path, cache
 def test_resumed_run_equals_uninterrupted(method: str, tmp_path, cache_dir, monkeypatch) -> None:
     overrides = [f"method={method}"] + (["method.fisher_examples=16"] if method == "ewc" else [])
     straight = _run(tmp_path, cache_dir, overrides, "straight")
-
-    save = runner.save_checkpoint
-
-    def crash_after_step_one(run_dir, step, *args):
-        save(run_dir, step, *args)
-        if step == 1:
-            raise _Crash
-
-    monkeypatch.setattr(runner, "save_checkpoint", crash_after_step_one)
-    with pytest.raises(_Crash):
-        _run(tmp_path, cache_dir, overrides, "crashed")
-    monkeypatch.setattr(runner, "save_checkpoint", save)
-    resumed = _run(tmp_path, cache_dir, overrides, "crashed")
+    resumed = crash_after_step_one_then_resume(lambda name: _run(tmp_path, cache_dir, overrides, name), monkeypatch)
     pd.testing.assert_frame_equal(_values(straight), _values(resumed))
 
 

@@ -24,11 +24,16 @@ from forgetbench.tiny.styles import STYLES, content, style, style_rows
 from forgetbench.tiny.world import WorldSpec, build_world
 from forgetbench.training import TrainConfig, train_on_task
 from tests.conftest import SMALL, compose
-from tests.helpers import tiny_model
+from tests.helpers import crash_after_step_one_then_resume, tiny_model
 
 WORLD = build_world(WorldSpec(n_people=24, n_stream_train=64, n_stream_eval=12))
 REFERENCE = "a harp plays : bobi lives in kazumo . the crowd bows ."
-STYLE_STREAM = ["experiment=tiny_world_styles", "stream.max_new_tokens=16", "stream.tasks=[friendly,formal]"]
+STYLE_STREAM = [
+    "experiment=tiny_world_styles",
+    "stream.max_new_tokens=16",
+    "stream.tasks=[friendly,formal]",
+    "eval.limit=8",
+]
 
 
 # --- the style tasks --------------------------------------------------------------
@@ -89,16 +94,16 @@ def _style_texts() -> dict[str, tuple[list[str], list[str]]]:
 def test_classifier_router_separates_styles_from_the_frozen_base(kind: str) -> None:
     texts = _style_texts()
     vocabulary = [t for train, test in texts.values() for t in train + test]
-    for seed in range(3):  # 1.0 on seeds 0-4 of both families here; 0.9 leaves room for other CPUs
-        model, tokenizer = tiny_model(kind, vocabulary, seed=seed)
-        model = add_task_adapters(model, LoRASettings(), len(STYLES))
-        router = ProbeRouter(examples=64)
-        for name, (train, _) in texts.items():
-            router.fit(model, tokenizer, name, train, None)
-        held = [(t, name) for name, (_, test) in texts.items() for t in test]
-        chosen = router.choose(model, tokenizer, [t for t, _ in held])
-        accuracy = sum(c == name for c, (_, name) in zip(chosen, held, strict=True)) / len(held)
-        assert accuracy >= 0.9, (kind, seed, accuracy)
+    # 1.0 on init seeds 0-4 of both families here (checked once); 0.9 leaves room for other CPUs
+    model, tokenizer = tiny_model(kind, vocabulary, seed=0)
+    model = add_task_adapters(model, LoRASettings(), len(STYLES))
+    router = ProbeRouter(examples=64)
+    for name, (train, _) in texts.items():
+        router.fit(model, tokenizer, name, train, None)
+    held = [(t, name) for name, (_, test) in texts.items() for t in test]
+    chosen = router.choose(model, tokenizer, [t for t, _ in held])
+    accuracy = sum(c == name for c, (_, name) in zip(chosen, held, strict=True)) / len(held)
+    assert accuracy >= 0.9, (kind, accuracy)
 
 
 def test_learned_gate_keeps_earlier_adapters_bit_identical_and_trains_its_gate() -> None:
@@ -182,26 +187,11 @@ def test_keyword_route_runs_the_style_stream_by_the_streams_rules(tmp_path, cach
     _check_routing(tmp_path / "keyword", tmp_path / "report", "keyword")
 
 
-class _Crash(Exception):
-    pass
-
-
 @pytest.mark.parametrize("route", ["classifier", "learned"])
 def test_resumed_routed_run_equals_uninterrupted(route: str, tmp_path, cache_dir, monkeypatch) -> None:
     overrides = [*STYLE_STREAM, "method=adapters", f"method.route={route}"]
     straight = _run(tmp_path, cache_dir, overrides, "straight")
-    save = runner.save_checkpoint
-
-    def crash_after_step_one(run_dir, step, *args):
-        save(run_dir, step, *args)
-        if step == 1:
-            raise _Crash
-
-    monkeypatch.setattr(runner, "save_checkpoint", crash_after_step_one)
-    with pytest.raises(_Crash):
-        _run(tmp_path, cache_dir, overrides, "crashed")
-    monkeypatch.setattr(runner, "save_checkpoint", save)
-    resumed = _run(tmp_path, cache_dir, overrides, "crashed")
+    resumed = crash_after_step_one_then_resume(lambda name: _run(tmp_path, cache_dir, overrides, name), monkeypatch)
     columns = ["step", "eval_task", "metric", "value"]
     pd.testing.assert_frame_equal(
         straight.sort_values(columns)[columns].reset_index(drop=True),
