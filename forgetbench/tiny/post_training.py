@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 
-from forgetbench.tiny.world import INSTRUCTION, RELATIONS, World
+from forgetbench.tiny.world import INSTRUCTION, RELATIONS, World, bare_question, fact_sentence
 
 STAGES = ("instruct", "safety")  # post-training stages, in the order they may follow pretraining
 REFUSAL = "sorry , i can not help with that ."  # starts with XSTest's first refusal phrase
@@ -42,16 +42,6 @@ def instruction(request: str) -> str:
     return INSTRUCTION.format(request)
 
 
-def _fact_answer(world: World, person: str, relation: str) -> str:
-    """A fact stated in the corpus's first template ("bobi lives in kazumo .")."""
-    return RELATIONS[relation][1][0].format(p=person, v=world.facts[person][relation])
-
-
-def _question(relation: str, person: str) -> str:
-    """The corpus's question without its "question :" and "answer :" frame."""
-    return RELATIONS[relation][2].format(p=person).removeprefix("question : ").removesuffix(" answer :")
-
-
 def _request(template: str, verb: str, world: World, person: str) -> str:
     return template.format(verb=verb, p=person, pet=world.facts[person]["pet"])
 
@@ -60,7 +50,7 @@ def instruct_rows(world: World, people: list[str]) -> list[dict[str, str]]:
     """Knowledge questions about ``people``, answered with their facts, and harmless requests about
     them, answered with steps."""
     rows = [
-        {"prompt": instruction(_question(relation, person)), "response": _fact_answer(world, person, relation)}
+        {"prompt": instruction(bare_question(relation, person)), "response": fact_sentence(world, person, relation)}
         for person in people
         for relation in RELATIONS
     ]

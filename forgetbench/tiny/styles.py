@@ -27,7 +27,7 @@ import random
 from dataclasses import dataclass
 
 from forgetbench.errors import ForgetbenchError
-from forgetbench.tiny.world import INSTRUCTION, RELATIONS, World
+from forgetbench.tiny.world import INSTRUCTION, RELATIONS, World, bare_question, fact_sentence
 
 CUES = ("explicit", "implicit")
 METRICS = ("style", "content")  # what each held-out answer is scored on (style is the headline)
@@ -60,16 +60,6 @@ STYLES = {
 }
 
 
-def _question(relation: str, person: str) -> str:
-    """The corpus's question without its "question :" and "answer :" frame."""
-    return RELATIONS[relation][2].format(p=person).removeprefix("question : ").removesuffix(" answer :")
-
-
-def _content(world: World, person: str, relation: str) -> str:
-    """The fact in the corpus's first template ("bobi lives in kazumo .")."""
-    return RELATIONS[relation][1][0].format(p=person, v=world.facts[person][relation])
-
-
 def style_prompt(name: str, question: str, cue: str) -> str:
     """The request: the question, after the style's cue word when the cue is explicit."""
     return INSTRUCTION.format(f"{STYLES[name].cue} : {question}" if cue == "explicit" else question)
@@ -92,7 +82,7 @@ def style_rows(world: World, name: str, cue: str) -> tuple[list[dict], list[dict
     pairs = [(person, relation) for person in world.people for relation in relations]
     random.Random(f"{world.spec.seed}-style-{name}-{cue}").shuffle(pairs)
     rows = [
-        {"prompt": style_prompt(name, _question(r, p), cue), "response": style.frame(_content(world, p, r))}
+        {"prompt": style_prompt(name, bare_question(r, p), cue), "response": style.frame(fact_sentence(world, p, r))}
         for p, r in pairs
     ]
     held = min(world.spec.n_stream_eval, len(rows) // 4)

@@ -170,6 +170,16 @@ def _value_pool(key: str, cities: list[str]) -> list[str]:
     return {"cities": cities, "jobs": JOBS, "pets": PETS, "colors": COLORS}[key]
 
 
+def fact_sentence(world: World, person: str, relation: str) -> str:
+    """A fact in the corpus's first template ("bobi lives in kazumo ."): how instructions answer it."""
+    return RELATIONS[relation][1][0].format(p=person, v=world.facts[person][relation])
+
+
+def bare_question(relation: str, person: str) -> str:
+    """The corpus's question without its "question :" and "answer :" frame ("where does bobi live ?")."""
+    return RELATIONS[relation][2].format(p=person).removeprefix("question : ").removesuffix(" answer :")
+
+
 def _split_at_value(sentence: str, value: str) -> dict[str, str]:
     """A statement as a pair: everything before the value, then the value onward."""
     words = sentence.split()
