@@ -3,6 +3,8 @@
     python experiments/memory_budget.py                    # every model, train=luo2023
     python experiments/memory_budget.py bloomz_7b1 --fit   # also the largest batch that fits
     python experiments/memory_budget.py mt0_xxl --gpus 2 --gpus 4   # per GPU under distributed=fsdp
+    python experiments/memory_budget.py bloomz_7b1 --override method=adapters --override method.route=learned \
+        --override train.packing=false --override train.fused_loss=false  # a method's adapters and gate
 
 Each model is built at its real size on fake tensors (nothing is allocated) and micro-batches of
 train.max_length tokens go through forward, backward and two optimizer steps as training runs
@@ -11,6 +13,9 @@ weights, gradients and optimizer states all held; PyTorch's MemTracker reports t
 forgetbench/memory.py). Runs on a CPU in about 15 minutes for all models. With --gpus N, one GPU
 of N under FSDP2 as distributed=fsdp shards the model (torch's FSDPMemTracker over a fake process
 group of N ranks: this rank's shards, the gathered blocks, the reduce-scatter buffers).
+The method (``--override method=...``, default full) is traced as it trains the Luo et al. stream's
+last task: LoRA's adapters (one per task for ``adapters``) and the learned router's gate are counted,
+and printed as "+adapters" (parameters added) and "trains" (parameters the optimizer updates).
 Sizes come from <paths.hub_mirror>/<model.path>/config.json when the mirror holds the model,
 else from SHAPES below (copied from each model's config.json on the Hub).
 """
@@ -69,25 +74,33 @@ def model_config(name: str, path: str, mirror: str | None):
 
 def measure(name: str, overrides: list[str], fit: bool) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"model={name}", "train=luo2023", *overrides])
-    train = instantiate(cfg.train)
+        cfg = compose(config_name="config", overrides=[f"model={name}", "train=luo2023", "stream=luo2023", *overrides])
+    train, method = instantiate(cfg.train), instantiate(cfg.method)
+    tasks = [task.name for task in cfg.stream.tasks]
     config = model_config(name, cfg.model.path, cfg.paths.hub_mirror)
     dtype = DTYPES[cfg.model.dtype] if cfg.model.dtype != "auto" else torch.float32
     start = time.perf_counter()
     untie = config.model_type == "mt5"  # mT0 checkpoints store their own output layer
-    peak = traced_training_peak(config, dtype, train, cfg.model.gradient_checkpointing, untie_output_layer=untie)
-    params = peak.gib("Parameter") * 2**30 / dtype.itemsize / 1e9
+    checkpointing = cfg.model.gradient_checkpointing
+    peak = traced_training_peak(
+        config, dtype, train, checkpointing, untie_output_layer=untie, method=method, stream_tasks=tasks
+    )
+    params = (peak.gib("Parameter") * 2**30 - 4 * peak.added_parameters) / dtype.itemsize / 1e9
+    added = f" +adapters {peak.added_parameters / 1e6:.1f}M trains {peak.trainable_parameters / 1e6:.1f}M" * bool(
+        peak.added_parameters
+    )
     kinds = " ".join(f"{k[:5].lower()} {peak.gib(k):5.1f}" for k in ("Parameter", "Gradient", "Optstate"))
     other = peak.gib() - sum(peak.gib(k) for k in ("Parameter", "Gradient", "Optstate"))
     fits = "yes" if peak.gib() + HEADROOM_GIB <= GPU_GIB else "NO"
     print(
-        f"{name:22} {params:5.2f}B {cfg.model.dtype:8} ckpt={str(cfg.model.gradient_checkpointing):5} "
+        f"{name:22} {params:5.2f}B{added} {cfg.model.dtype:8} ckpt={str(cfg.model.gradient_checkpointing):5} "
         f"batch {train.batch_size:2}x{train.grad_accum:<3} peak {peak.gib():5.1f} GiB ({kinds} act+tmp {other:5.1f}) "
         f"fits 80GB: {fits}  [{time.perf_counter() - start:.0f}s]",
         flush=True,
     )
     if fit:
-        print(f"{'':22} largest power-of-2 batch that fits: {largest_batch(config, dtype, train, cfg, untie)}")
+        fitting = largest_batch(config, dtype, train, cfg, untie, method, tasks)
+        print(f"{'':22} largest power-of-2 batch that fits: {fitting}")
 
 
 def measure_fsdp(name: str, overrides: list[str], gpus: int) -> None:
@@ -115,11 +128,14 @@ def measure_fsdp(name: str, overrides: list[str], gpus: int) -> None:
     )
 
 
-def largest_batch(config, dtype, train, cfg, untie: bool) -> int:
+def largest_batch(config, dtype, train, cfg, untie: bool, method, tasks: list[str]) -> int:
     best, batch = 0, 1
     while batch <= train.effective_batch_size:
         train.batch_size = batch
-        peak = traced_training_peak(config, dtype, train, cfg.model.gradient_checkpointing, untie_output_layer=untie)
+        checkpointing = cfg.model.gradient_checkpointing
+        peak = traced_training_peak(
+            config, dtype, train, checkpointing, untie_output_layer=untie, method=method, stream_tasks=tasks
+        )
         if peak.gib() + HEADROOM_GIB > GPU_GIB:
             break
         best, batch = batch, batch * 2

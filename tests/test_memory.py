@@ -88,3 +88,30 @@ def test_each_model_batch_accumulates_to_the_studys_batch() -> None:
         assert train.batch_size * train.grad_accum == 128
     with pytest.raises(ForgetbenchError, match="train.batch_size=12 does not divide train.effective_batch_size=128"):
         TrainConfig(batch_size=12, effective_batch_size=128)
+
+
+@pytest.mark.parametrize("route", ["oracle", "learned"])
+def test_traced_peak_knows_the_adapters_and_the_routers_gate(route) -> None:
+    """method=adapters traced at the stream's last task: one adapter per task (float32 beside bf16
+    weights), the gate when the route is learned; only the current task's adapter (and the gate) is
+    trained, so gradients and optimizer states are theirs alone."""
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
+    )
+    cfg = compose(["method=adapters", f"method.route={route}", "train.packing=false", "train.fused_loss=false"])
+    method = instantiate(cfg.method)
+    train = TrainConfig(batch_size=1, max_length=8)
+    tasks = ["a", "b", "c"]
+    peak = traced_training_peak(config, torch.bfloat16, train, False, method=method, stream_tasks=tasks)
+    base = sum(p.numel() for p in LlamaForCausalLM(config).parameters())
+    rank, layers, hidden = cfg.method.lora.r, config.num_hidden_layers, config.hidden_size
+    per_adapter = layers * 2 * (2 * rank * hidden)  # q_proj and v_proj: A (r × d) and B (d × r)
+    gate = (hidden + 1) * len(tasks) if route == "learned" else 0
+    assert peak.added_parameters == len(tasks) * per_adapter + gate
+    assert peak.trainable_parameters == per_adapter + gate
+    assert peak.by_kind["Parameter"] == 2 * base + 4 * peak.added_parameters
+    assert peak.by_kind["Gradient"] <= 4 * peak.trainable_parameters  # the frozen base has none
+    states = 8 * peak.trainable_parameters  # AdamW's two float32 moments
+    assert states <= peak.by_kind["Optstate"] <= states + 32 * hidden * rank
+    full = traced_training_peak(config, torch.bfloat16, train, False)
+    assert full.added_parameters == 0 and full.trainable_parameters == base
