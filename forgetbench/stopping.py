@@ -16,6 +16,7 @@ runs a finalizer (``__del__``, a weakref callback of pyarrow, datasets or torch)
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 
@@ -24,12 +25,23 @@ from forgetbench.errors import RunStopped
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 _requested: int | None = None
 _deferred = False
+_fork_hook_registered = False
 
 
 def install_stop_handlers() -> None:
     """Make SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 stop the run with :class:`RunStopped` (main thread only)."""
+    global _fork_hook_registered
     for signum in STOP_SIGNALS:
         signal.signal(signum, _request_stop)
+    if not _fork_hook_registered:  # hooks cannot be unregistered: once per process
+        os.register_at_fork(after_in_child=_default_actions_in_child)
+        _fork_hook_registered = True
+
+
+def _default_actions_in_child() -> None:
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) is _request_stop:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def _request_stop(signum: int, frame) -> None:

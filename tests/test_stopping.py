@@ -46,3 +46,18 @@ def test_training_stops_at_the_next_step_after_a_swallowed_stop(stop_handlers, m
     with pytest.raises(RunStopped) as stopped:
         train_on_task(model, tokenizer, examples, TrainConfig(steps=50, batch_size=2), seed=0)
     assert stopped.value.signum == signal.SIGTERM
+
+
+def test_a_forked_child_ends_quietly_on_sigterm(stop_handlers) -> None:
+    """lm-eval's bootstrap pool forks workers and stops them with SIGTERM on teardown: they must end
+    by the signal's default action, not by the run's handler (a RunStopped traceback per worker)."""
+    import multiprocessing
+    import time
+
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+    child.start()
+    time.sleep(0.5)  # the child is inside sleep, where the old handler raised RunStopped
+    child.terminate()
+    child.join(timeout=10)
+    assert child.exitcode == -signal.SIGTERM  # killed by the signal, not exit status 1 from a traceback
+    assert signal.getsignal(signal.SIGTERM) is stopping._request_stop  # the run's process keeps its handler
