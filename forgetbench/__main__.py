@@ -1,8 +1,8 @@
 """``python -m forgetbench [overrides]``: run (or resume) an experiment, then write its report; ``-m`` sweeps.
 
 Errors a user can fix print as one line and exit with status 2; a run that
-failed before writing any result leaves no run directory behind, and a rerun
-refused because its directory holds another config's run touches nothing there.
+failed before writing any result leaves no run directory behind, and a refused rerun
+(another config's directory, bad input, a damaged file) leaves that directory byte-identical.
 SIGTERM, Ctrl-C (SIGINT), SIGUSR1 and SIGUSR2 stop a run with one line saying what is kept and how
 to resume, and exit 143, 130, 138 and 140 (128 + the signal), as shells report a signal's end.
 """
@@ -33,6 +33,7 @@ from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped  
 from forgetbench.preflight import command_line_error  # noqa: E402
 from forgetbench.resolvers import register_resolvers  # noqa: E402
 from forgetbench.run_lock import RunInUse  # noqa: E402
+from forgetbench.run_log import accept_run_log, log_to_file  # noqa: E402
 from forgetbench.stopping import install_stop_handlers  # noqa: E402
 from forgetbench.subcommands import SUBCOMMANDS, run_subcommand  # noqa: E402
 
@@ -71,6 +72,12 @@ def _record_config(cfg: DictConfig, run_dir: Path) -> None:
         tmp = record / f".{name}.tmp"
         tmp.write_text(OmegaConf.to_yaml(node))
         os.replace(tmp, record / name)
+
+
+def _accept(cfg: DictConfig, run_dir: Path) -> None:
+    """The run passed every check: its config is recorded and its log file written from here on."""
+    _record_config(cfg, run_dir)
+    accept_run_log()
 
 
 def _stopped_message(run_dir: Path, signum: int) -> str:
@@ -123,7 +130,7 @@ def main(cfg: DictConfig) -> None:
     if not is_main_process():  # another rank of a multi-process run: rank 0 logs, writes and reports
         _quiet_other_rank()
     try:
-        run_experiment(cfg, run_dir, on_accept=lambda: _record_config(cfg, run_dir))
+        run_experiment(cfg, run_dir, on_accept=lambda: _accept(cfg, run_dir))
         if not is_main_process():
             return
         from forgetbench.reporting.report import REPORT_DIR, write_report  # matplotlib, after the run
@@ -133,7 +140,7 @@ def main(cfg: DictConfig) -> None:
         print(f"forgetbench: error: {err}", file=sys.stderr)
         sys.exit(2)
     except ForgetbenchError as err:
-        log.error(str(err))
+        log_to_file(log, logging.ERROR, str(err))
         print(f"forgetbench: error: {err}", file=sys.stderr)
         if created_now and is_main_process():
             _remove_if_empty(run_dir)
@@ -141,7 +148,7 @@ def main(cfg: DictConfig) -> None:
     except (KeyboardInterrupt, RunStopped) as stop:  # KeyboardInterrupt: a Ctrl-C before the handlers were set
         signum = stop.signum if isinstance(stop, RunStopped) else signal.SIGINT
         message = _stopped_message(run_dir, signum)
-        log.warning(message)
+        log_to_file(log, logging.WARNING, message)
         print(f"forgetbench: {message}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
     print(f"forgetbench: results in {run_dir / RESULTS_FILE}; report {report}", flush=True)

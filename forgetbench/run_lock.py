@@ -4,6 +4,9 @@ Two processes in one run directory (the same command started twice, two sweeps s
 both append the same steps. ``flock`` on ``<run_dir>/.lock`` is released by the operating system
 when its holder exits, however it exits, so a lock left by a killed process is simply taken over;
 the file holds the holder's host and PID for the message the second process prints.
+
+A run that is not accepted (refused, or finished with nothing to do) puts the file's previous text
+back on leaving, so a refused rerun leaves the run directory byte-identical.
 """
 
 from __future__ import annotations
@@ -24,8 +27,17 @@ class RunInUse(ForgetbenchError):
     """Another live process holds the run directory; this one wrote nothing there."""
 
 
+class HeldRun:
+    """The lock held; :meth:`claim` once the run is accepted keeps this process's name in the file."""
+
+    claimed = False
+
+    def claim(self) -> None:
+        self.claimed = True
+
+
 @contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path) -> Iterator[HeldRun]:
     """Hold ``run_dir`` for this process, or raise :class:`RunInUse` naming the holder."""
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -37,8 +49,18 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             raise RunInUse(
                 f"{run_dir} is in use by {holder}; wait for that run to end or stop it (rerun to resume)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"host {socket.gethostname()} pid {os.getpid()}".encode())
-        yield
+        previous = os.read(fd, 4096)
+        _write(fd, f"host {socket.gethostname()} pid {os.getpid()}".encode())
+        held = HeldRun()
+        try:
+            yield held
+        finally:
+            if not held.claimed:
+                _write(fd, previous)
     finally:
         os.close(fd)  # releases the lock; the file stays (removing it would race with a waiting process)
+
+
+def _write(fd: int, text: bytes) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text, 0)

@@ -42,6 +42,7 @@ from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table, primary_scores
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
+from forgetbench.run_log import accept_run_log
 from forgetbench.stopping import requested_stop
 from forgetbench.streams.base import BringsGeneralText, StreamTask
 from forgetbench.training import TaskProgress, build_optimizer, train_on_task
@@ -113,6 +114,8 @@ class Recipe:
         self.processes = processes or Processes()
         check_value("seed", cfg.seed, Seed)  # the config groups check their own fields when built
         check_value("keep_checkpoint", cfg.keep_checkpoint, bool)
+        cpu_threads(cfg.threads)  # unhashed settings are checked here too: a finished run's rerun reads no other
+        resolve_device(cfg.device)
         self.table = RunTable(run_dir)
         self.hash = config_hash(cfg)
         self._check_status()
@@ -361,26 +364,31 @@ def run_experiment(cfg: DictConfig, run_dir: Path, on_accept: Callable[[], None]
     """Run (or resume) one experiment in ``run_dir``; a finished run is left as it is.
 
     Args:
-        on_accept: called once ``run_dir`` is known to be this config's (new, or a run of the
-            same config to resume), locked for this process (see ``forgetbench.run_lock``), and
-            before anything is built: the entry point records the config there. A directory
-            holding another config's run, or in use by another process, is refused before it.
+        on_accept: called once the run is accepted: ``run_dir`` is this config's (new, or a run of
+            the same config to resume), locked for this process (see ``forgetbench.run_lock``), and
+            everything is built and checked, before the first result is written; the entry point
+            records the config there and opens the run's log. A refused run (another config's
+            directory, one in use, bad input or a damaged file) is refused before it.
     """
     processes = Processes()  # which rank this is (from the launcher's environment); its config comes in setup
     recipe = Recipe(cfg, run_dir, processes)
     # a second process on this directory stops here, having written nothing; the other ranks of this
     # run are not second writers (they write nothing)
-    with run_lock(run_dir) if processes.is_main else contextlib.nullcontext():
-        if recipe.finished:
+    with run_lock(run_dir) if processes.is_main else contextlib.nullcontext() as held:
+        if recipe.finished:  # accepted for its report: nothing else is written
+            if processes.is_main:
+                accept_run_log()
             log.info(f"{run_dir} is already finished; nothing to do")
             if not cfg.keep_checkpoint and processes.is_main:  # a kill between marking the run finished and removing it
                 remove_checkpoint(run_dir)
             recipe.log_summary()
             return
-        if on_accept and processes.is_main:
-            on_accept()
         try:
-            recipe.setup()
+            recipe.setup()  # every check passed: the run is accepted
+            if processes.is_main:
+                held.claim()
+                if on_accept:
+                    on_accept()
             recipe.run()
         finally:
             recipe.close()

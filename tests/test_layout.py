@@ -3,7 +3,8 @@
 Layers, lowest first; a module imports only from its own layer or below, and the graph has no cycle:
 
 - foundation: errors, hashing, jsonl, hub_mirror, optim, hardware (device, CPU threads), stopping (signals),
-  resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory), distributed
+  resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory), run_log (the
+  run's log file, written once the run is accepted), distributed
   (the processes of a multi-GPU run: DDP, FSDP)
 - data: the results table, model loading and its chat template (``chat``), checkpoints, streams (data
   only), users' table files and templates
@@ -35,6 +36,7 @@ LAYERS = [
         "resolvers",
         "validation",
         "run_lock",
+        "run_log",
         "distributed",
     ],
     [

@@ -34,9 +34,11 @@ def _table(run_dir) -> pd.DataFrame:
 
 
 def _error_line(done) -> str:
+    """The one error line on stderr; stdout does not repeat it as a logged line."""
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     [line] = [line for line in done.stderr.splitlines() if line.startswith("forgetbench: error:")]
+    assert "[ERROR]" not in done.stdout, done.stdout[-2000:]
     return line
 
 
@@ -65,6 +67,28 @@ def test_a_refused_rerun_leaves_the_run_byte_identical(copy, cache_dir) -> None:
     assert _files(run_dir) == before
 
 
+@pytest.mark.parametrize(
+    ("bad", "message", "finished_run"),
+    [
+        ("threads=-1", "threads=-1 is not valid", True),
+        ("threads=0", "threads=0 is not valid", False),
+        ("device=cuda", "torch finds no CUDA GPU", True),
+        ("device=tpu", "device='tpu' is not valid", False),
+        ("seed=-1", "seed=-1 is not valid", False),
+    ],
+)
+def test_a_bad_value_over_a_run_is_refused_and_touches_nothing(copy, cache_dir, bad, message, finished_run) -> None:
+    """Unhashed settings (threads, device) too: the directory is this config's, and a finished run has
+    nothing to do, yet the value is refused before the config record, the lock or the log is touched."""
+    root, run_dir = copy
+    if not finished_run:
+        status = json.loads((run_dir / "status.json").read_text())
+        (run_dir / "status.json").write_text(json.dumps({**status, "finished": False}))
+    before = _files(run_dir)
+    assert message in _error_line(run_cli([*KEEP, bad], root, cache_dir))
+    assert _files(run_dir) == before
+
+
 def test_a_refused_run_next_to_a_results_less_run_deletes_nothing(tmp_path, cache_dir) -> None:
     run_dir = tmp_path.joinpath(*RUN)  # as left by a run of another config killed in its step-0 evaluation
     run_dir.mkdir(parents=True)
@@ -79,8 +103,10 @@ def test_a_refused_run_next_to_a_results_less_run_deletes_nothing(tmp_path, cach
 def test_a_damaged_status_file_is_named_and_removing_it_resumes(copy, cache_dir) -> None:
     root, run_dir = copy
     (run_dir / "status.json").write_text('{"config_hash": "ab')
+    before = _files(run_dir)
     line = _error_line(run_cli(KEEP, root, cache_dir))
     assert f"{run_dir / 'status.json'} is unreadable" in line and "remove it" in line
+    assert _files(run_dir) == before
     (run_dir / "status.json").unlink()  # the config is then checked against the rows' hash
     again = run_cli(KEEP, root, cache_dir)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -95,8 +121,10 @@ def test_damaged_results_of_a_partial_run_are_named(copy, cache_dir) -> None:
     status = json.loads((run_dir / "status.json").read_text())
     (run_dir / "status.json").write_text(json.dumps({**status, "finished": False}))
     (run_dir / "results.parquet").write_bytes((run_dir / "results.parquet").read_bytes()[:300])
+    before = _files(run_dir)
     line = _error_line(run_cli(KEEP, root, cache_dir))
     assert f"{run_dir / 'results.parquet'} is unreadable" in line and f"remove {run_dir}" in line
+    assert _files(run_dir) == before
 
 
 def test_a_damaged_checkpoint_is_named_and_removing_it_recomputes_the_same_rows(finished, copy, cache_dir) -> None:
@@ -105,8 +133,10 @@ def test_a_damaged_checkpoint_is_named_and_removing_it_recomputes_the_same_rows(
     (run_dir / "status.json").write_text(json.dumps({**status, "finished": False}))
     state = run_dir / "checkpoint" / "state.pt"
     state.write_bytes(state.read_bytes()[:1000])
+    before = _files(run_dir)
     line = _error_line(run_cli(KEEP, root, cache_dir))
     assert f"{run_dir / 'checkpoint'} is unreadable" in line and "remove it to rerun from step 0" in line
+    assert _files(run_dir) == before  # refused in set-up, before the run is accepted
     shutil.rmtree(run_dir / "checkpoint")
     again = run_cli(KEEP, root, cache_dir)
     assert again.returncode == 0, again.stderr[-2000:]
