@@ -29,7 +29,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped  # noqa: E402
+from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped, out_of_space  # noqa: E402
 from forgetbench.preflight import command_line_error  # noqa: E402
 from forgetbench.resolvers import register_resolvers  # noqa: E402
 from forgetbench.run_lock import RunInUse  # noqa: E402
@@ -80,30 +80,46 @@ def _accept(cfg: DictConfig, run_dir: Path) -> None:
     accept_run_log()
 
 
-def _stopped_message(run_dir: Path, signum: int) -> str:
-    """One line: which signal, where the run was, what is kept, how to resume."""
+def _progress(run_dir: Path) -> tuple[str, str]:
+    """Where the run was and what of it is kept, in words."""
     from forgetbench.results import RunTable
     from forgetbench.runner import STATUS_FILE
 
-    name = signal.Signals(signum).name
     try:
         done = max(RunTable(run_dir).steps(), default=None)
         total = json.loads((run_dir / STATUS_FILE).read_text())["steps"]
     except (OSError, ValueError, KeyError, ForgetbenchError):  # stopped before the status was written (or mid-write)
         done, total = None, None
     if done is None:
-        where, kept = "before the step-0 evaluation was recorded", "nothing is recorded yet"
-    elif total is not None and done >= total:  # every step recorded: the report was being written
-        where, kept = "after its last step, while writing its report", f"all {total} steps are kept in {run_dir}"
-    else:
-        where = f"during step {done + 1}/{total}"
-        kept = f"step 0 is kept in {run_dir}" if done == 0 else f"steps 0-{done} are kept in {run_dir}"
+        return "before the step-0 evaluation was recorded", "nothing is recorded yet"
+    if total is not None and done >= total:  # every step recorded: the report was being written
+        return "after its last step, while writing its report", f"all {total} steps are kept in {run_dir}"
+    kept = f"step 0 is kept in {run_dir}" if done == 0 else f"steps 0-{done} are kept in {run_dir}"
+    return f"during step {done + 1}/{total}", kept
+
+
+def _resume_hint() -> str:
     hydra_config = HydraConfig.get()
     if hydra_config.mode == RunMode.MULTIRUN:
-        resume = "rerun the same -m command to resume (finished jobs are skipped)"
-    else:  # quoted for the shell: the line runs as printed
-        resume = f"resume with: {shlex.join(['python', '-m', 'forgetbench', *hydra_config.overrides.task])}"
-    return f"stopped by {name} {where}; {kept}; {resume}"
+        return "rerun the same -m command to resume (finished jobs are skipped)"
+    # quoted for the shell: the line runs as printed
+    return f"resume with: {shlex.join(['python', '-m', 'forgetbench', *hydra_config.overrides.task])}"
+
+
+def _stopped_message(run_dir: Path, signum: int) -> str:
+    """One line: which signal, where the run was, what is kept, how to resume."""
+    where, kept = _progress(run_dir)
+    return f"stopped by {signal.Signals(signum).name} {where}; {kept}; {_resume_hint()}"
+
+
+def _full_disk_message(run_dir: Path) -> str:
+    """One line: the disk is full, where the run was, what is kept, what to do."""
+    where, kept = _progress(run_dir)
+    free = shutil.disk_usage(run_dir).free if run_dir.exists() else 0
+    return (
+        f"no space left on the disk of {run_dir} ({free / 2**20:.1f} MiB free) {where}; {kept}; "
+        f"free some space, then {_resume_hint()}"
+    )
 
 
 def _quiet_other_rank() -> None:
@@ -144,6 +160,13 @@ def main(cfg: DictConfig) -> None:
         print(f"forgetbench: error: {err}", file=sys.stderr)
         if created_now and is_main_process():
             _remove_if_empty(run_dir)
+        sys.exit(2)
+    except Exception as err:
+        if not out_of_space(err, run_dir):
+            raise
+        message = _full_disk_message(run_dir)
+        log_to_file(log, logging.ERROR, message)
+        print(f"forgetbench: error: {message}", file=sys.stderr, flush=True)
         sys.exit(2)
     except (KeyboardInterrupt, RunStopped) as stop:  # KeyboardInterrupt: a Ctrl-C before the handlers were set
         signum = stop.signum if isinstance(stop, RunStopped) else signal.SIGINT

@@ -72,7 +72,6 @@ def save_checkpoint(
     tmp, old = run_dir / f".{CHECKPOINT_DIR}.tmp", run_dir / f".{CHECKPOINT_DIR}.old"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file(_one_name_per_tensor(weights), str(tmp / "model.safetensors"))
     state = {
         "step": step,
         "optimizer": optimizer_state,
@@ -81,7 +80,12 @@ def save_checkpoint(
         "rng": rng_state(),
         "config_hash": config_hash,
     }
-    torch.save(state, tmp / "state.pt")
+    try:
+        save_file(_one_name_per_tensor(weights), str(tmp / "model.safetensors"))
+        torch.save(state, tmp / "state.pt")
+    except BaseException:  # a full disk, a stop: the half-written copy goes, the last whole checkpoint stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     # swap: the old checkpoint stays readable (as .old) until the new one is in place
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)

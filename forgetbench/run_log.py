@@ -10,6 +10,7 @@ run has passed every check; a refused job's lines are printed on the console onl
 from __future__ import annotations
 
 import logging
+import sys
 
 
 class RunLogHandler(logging.FileHandler):
@@ -24,6 +25,12 @@ class RunLogHandler(logging.FileHandler):
             super().emit(record)
         else:
             self._pending.append(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        """A line the file cannot take (a full disk) is dropped without logging's traceback: the console
+        has it, and the run's own error says what happened."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handleError(record)
 
     def accept(self) -> None:
         """Write the waiting records and every later one to the file."""

@@ -90,3 +90,52 @@ def test_diverging_loss_stops_and_keeps_completed_steps(tmp_path, cache_dir) -> 
 
 
 SMALL_NO_MODEL = [o for o in SMALL if not o.startswith("model.")]
+
+
+# A full disk, through a writer patched to fail as the real one does on a full disk (a tmpfs would need
+# root); the CLI runs unchanged around it.
+FULL_DISK = """
+import errno, runpy
+from unittest import mock
+
+def full(*args, **kwargs):
+    {action}
+
+with mock.patch("{target}", full):
+    runpy.run_module("forgetbench", run_name="__main__")  # python -m forgetbench, with the same argv
+"""
+FULL_DISK_CASES = {
+    # safetensors names the OS error only in its text
+    "checkpoint": (
+        "forgetbench.checkpoint.save_file",
+        "raise Exception('I/O error: No space left on device (os error 28)')",
+    ),
+    # matplotlib leaves the file it opened empty: the report writes beside it and swaps it in whole
+    "report": (
+        "matplotlib.figure.Figure.savefig",
+        "open(args[1], 'wb').close(); raise OSError(errno.ENOSPC, 'No space left on device')",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FULL_DISK_CASES))
+def test_a_full_disk_is_one_line_and_the_rerun_resumes(case, tmp_path, cache_dir) -> None:
+    import subprocess
+
+    from tests.conftest import ROOT, _command
+
+    target, action = FULL_DISK_CASES[case]
+    script = tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK.format(target=target, action=action))
+    command = _command([*SMALL, "keep_checkpoint=true"], tmp_path, cache_dir)
+    done = subprocess.run([command[0], str(script), *command[3:]], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
+    line = _error_line(done)
+    assert "no space left on the disk of" in line and "resume with: python -m forgetbench" in line
+    where = "while writing its report" if case == "report" else "during step 1/3"
+    assert where in line, line
+    run_dir = tmp_path / "results" / "tiny_world" / "tiny_decoder-full-seed0"
+    assert not [p for p in run_dir.rglob("*") if p.is_file() and (p.stat().st_size == 0 or ".tmp" in p.name)]
+    again = run_cli([*SMALL, "keep_checkpoint=true"], tmp_path, cache_dir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert set(read_results(run_dir)["step"]) == {0, 1, 2, 3}

@@ -9,6 +9,9 @@ callback after every multirun (into ``<sweep>/report``), and by
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -78,22 +81,45 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str | Non
     if summary["method"].nunique() > 1:
         figures["method_comparison"] = method_comparison(tasks, summary)
     for name, figure in figures.items():
-        figure.savefig(out / f"{name}.png", dpi=130, bbox_inches="tight")
-        figure.savefig(out / f"{name}.svg", bbox_inches="tight")
+        for kind, options in (("png", {"dpi": 130}), ("svg", {})):
+            with _written_whole(out / f"{name}.{kind}") as tmp:
+                figure.savefig(tmp, format=kind, bbox_inches="tight", **options)
         plt.close(figure)
 
-    runs.rows.to_parquet(out / "merged_results.parquet", index=False)  # not results.parquet: readers glob that
-    runs.items.to_parquet(out / "merged_items.parquet", index=False)
-    summary.to_csv(out / "summary.csv")
+    tables = {
+        "merged_results.parquet": runs.rows,  # not results.parquet: readers glob that
+        "merged_items.parquet": runs.items,
+    }
+    for name, table in tables.items():
+        with _written_whole(out / name) as tmp:
+            table.to_parquet(tmp, index=False)
+    with _written_whole(out / "summary.csv") as tmp:
+        summary.to_csv(tmp)
     if not size_points.empty:
-        size_points.to_csv(out / "size_summary.csv", index=False)
+        with _written_whole(out / "size_summary.csv") as tmp:
+            size_points.to_csv(tmp, index=False)
     routing = (routing_accuracy(runs.rows, runs.items), routing_confusion(runs.rows, runs.items))
     if not routing[0].empty:
-        routing[0].to_csv(out / "routing.csv", index=False)
+        with _written_whole(out / "routing.csv") as tmp:
+            routing[0].to_csv(tmp, index=False)
     report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures, size_points, routing)
-    (out / "report.md").write_text(to_markdown(report))
-    (out / "report.html").write_text(to_html(report, out))
+    with _written_whole(out / "report.md") as tmp:
+        tmp.write_text(to_markdown(report))
+    with _written_whole(out / "report.html") as tmp:
+        tmp.write_text(to_html(report, out))
     return out / "report.md"
+
+
+@contextlib.contextmanager
+def _written_whole(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, moved onto it once written: a failed write (a full disk)
+    leaves the previous file, or none, never a truncated one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _assemble(summary, tasks, learning, facts, left_out, figures, size_points, routing) -> Report:
