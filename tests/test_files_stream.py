@@ -191,3 +191,16 @@ def test_bad_task_definitions_are_named_from_the_config_root(tmp_path):
         file_tasks([{**spec, "scoring": "multiple_choice"}], "stream.tasks")
     with pytest.raises(ForgetbenchError, match=r"names a task twice"):
         file_tasks([spec, spec], "eval.files")
+
+
+def test_a_row_longer_than_training_takes_is_named_unless_max_tokens_drops_it(tmp_path):
+    """A 1 MB row would be cut by training (train.max_length): it is a bad row, named at set-up."""
+    rows = [*ROWS[:5], {"question": "where " + "does person1 live " * 50_000, "answer": "town1", "n": 5}, *ROWS[6:]]
+    files = _write(tmp_path / "qa.csv", rows)
+    tokenizer = build_word_tokenizer([r["question"] + " " + r["answer"] for r in ROWS])
+    with pytest.raises(ForgetbenchError) as err:
+        _task(files).prepare(tokenizer, max_length=64)
+    assert f"'{files}' row 6 has 150,004 tokens after templating, more than train.max_length=64" in str(err.value)
+    assert "max_tokens: 64" in str(err.value)
+    prepared = _task(files, max_tokens=64).prepare(tokenizer, max_length=64)
+    assert prepared.dropped["max_tokens"] == 1 and len(prepared.train) + len(prepared.held_out) == 19

@@ -162,16 +162,22 @@ class FileTask:
 
     # ---- preparing ----
 
-    def prepare(self, tokenizer: PreTrainedTokenizerBase | None, split: bool = True) -> PreparedTask:
+    def prepare(
+        self, tokenizer: PreTrainedTokenizerBase | None, split: bool = True, max_length: int | None = None
+    ) -> PreparedTask:
         """Read, render, filter and (when ``split``) split the rows; see the module doc for the order.
 
         Args:
-            tokenizer: counts tokens for ``max_tokens`` (required only when it is set).
+            tokenizer: counts tokens for ``max_tokens`` and ``max_length``.
             split: False scores every row (a task of an eval suite): nothing is held out for training.
+            max_length: a row longer than this many tokens after the filters (training's
+                ``train.max_length``) is a bad row: training would cut it. Null: not checked.
         """
         dropped: dict[str, int] = {}
         rows = self._render_files(self.files)
         rows = self._filter(rows, tokenizer, dropped)
+        if max_length is not None and tokenizer is not None:
+            self._check_length(rows, tokenizer, max_length)
         if self.sample is not None and len(rows) > self.sample:
             dropped["sample"] = len(rows) - self.sample
             rows = [rows[i] for i in sorted(random.Random(self.seed).sample(range(len(rows)), self.sample))]
@@ -179,6 +185,8 @@ class FileTask:
             train, held_out = [], rows
         elif isinstance(self.held_out, str):
             train, held_out = rows, self._filter(self._render_files(self.held_out), tokenizer, {})
+            if max_length is not None and tokenizer is not None:
+                self._check_length(held_out, tokenizer, max_length)
         else:
             train, held_out = self._split(rows)
         if not held_out:
@@ -277,6 +285,16 @@ class FileTask:
             kept = [r for r in rows if token_count(tokenizer, r.prompt, r.response) <= self.max_tokens]
             dropped["max_tokens"], rows = len(rows) - len(kept), kept
         return rows
+
+    def _check_length(self, rows: list[Rendered], tokenizer, max_length: int) -> None:
+        for r in rows:
+            count = token_count(tokenizer, r.prompt, r.response)
+            if count > max_length:
+                raise ForgetbenchError(
+                    f"task {self.name!r}: {r.file!r} row {r.row} has {count:,} tokens after templating, more than "
+                    f"train.max_length={max_length}; give the task max_tokens: {max_length} to drop rows this "
+                    "long, or raise train.max_length"
+                )
 
     def _split(self, rows: list[Rendered]) -> tuple[list[Rendered], list[Rendered]]:
         count = round(len(rows) * self.held_out) if isinstance(self.held_out, float) else self.held_out

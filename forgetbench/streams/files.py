@@ -26,6 +26,9 @@ class FilesStream:
         max_train_examples: cap on training rows per task, after the task's own filters (null: all).
         system_prompt: a system turn before every training example, rendered by a chat template
             (``model.chat_template``; plain text ignores it); a task's own ``system_prompt`` wins; null: none.
+        max_length: a row longer than this many tokens (prompt and response, templated) stops the run
+            at set-up, naming its file and row: training would cut it (``train.max_length``; a task's
+            ``max_tokens`` drops such rows instead). Null: not checked.
     """
 
     name: str
@@ -33,6 +36,7 @@ class FilesStream:
     order: list[str] = field(default_factory=list)
     max_train_examples: Positive | None = None
     system_prompt: str | None = None
+    max_length: Positive | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -43,7 +47,7 @@ class FilesStream:
         return apply_order([self._stream_task(task, tokenizer) for task in self.file_tasks], self.order)
 
     def _stream_task(self, task: FileTask, tokenizer) -> StreamTask:
-        prepared = task.prepare(tokenizer)
+        prepared = task.prepare(tokenizer, max_length=self.max_length)
         train = prepared.train
         if self.max_train_examples is not None and len(train) > self.max_train_examples:
             prepared.dropped["max_train_examples"] = len(train) - self.max_train_examples
