@@ -102,8 +102,9 @@ def _resume_hint() -> str:
     hydra_config = HydraConfig.get()
     if hydra_config.mode == RunMode.MULTIRUN:
         return "rerun the same -m command to resume (finished jobs are skipped)"
-    # quoted for the shell: the line runs as printed
-    return f"resume with: {shlex.join(['python', '-m', 'forgetbench', *hydra_config.overrides.task])}"
+    # quoted for the shell, with the user's own hydra.* overrides (a search path): the line runs as printed
+    given = [o for o in hydra_config.overrides.hydra if not o.startswith("hydra.mode=")]  # hydra.mode: Hydra's own
+    return f"resume with: {shlex.join(['python', '-m', 'forgetbench', *given, *hydra_config.overrides.task])}"
 
 
 def _stopped_message(run_dir: Path, signum: int) -> str:

@@ -120,14 +120,18 @@ FULL_DISK_CASES = {
 
 @pytest.mark.parametrize("case", list(FULL_DISK_CASES))
 def test_a_full_disk_is_one_line_and_the_rerun_resumes(case, tmp_path, cache_dir) -> None:
+    import shlex
     import subprocess
+    import sys
 
     from tests.conftest import ROOT, _command
 
     target, action = FULL_DISK_CASES[case]
     script = tmp_path / "full_disk.py"
     script.write_text(FULL_DISK.format(target=target, action=action))
-    command = _command([*SMALL, "keep_checkpoint=true"], tmp_path, cache_dir)
+    (tmp_path / "more_conf").mkdir()  # a search path the resume line must keep
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'more_conf'}]"
+    command = _command([*SMALL, "keep_checkpoint=true", searchpath], tmp_path, cache_dir)
     done = subprocess.run([command[0], str(script), *command[3:]], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
     line = _error_line(done)
@@ -136,6 +140,8 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(case, tmp_path, cache_dir
     assert where in line, line
     run_dir = tmp_path / "results" / "tiny_world" / "tiny_decoder-full-seed0"
     assert not [p for p in run_dir.rglob("*") if p.is_file() and (p.stat().st_size == 0 or ".tmp" in p.name)]
-    again = run_cli([*SMALL, "keep_checkpoint=true"], tmp_path, cache_dir)
+    resume = shlex.split(line.split("resume with: ", 1)[1])  # run as printed
+    assert resume[:3] == ["python", "-m", "forgetbench"] and searchpath in resume
+    again = subprocess.run([sys.executable, *resume[1:]], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert set(read_results(run_dir)["step"]) == {0, 1, 2, 3}
