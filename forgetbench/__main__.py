@@ -74,10 +74,27 @@ def _record_config(cfg: DictConfig, run_dir: Path) -> None:
         os.replace(tmp, record / name)
 
 
-def _accept(cfg: DictConfig, run_dir: Path) -> None:
-    """The run passed every check: its config is recorded and its log file written from here on."""
+def _accept(cfg: DictConfig, run_dir: Path, trackers) -> None:
+    """The run passed every check: its config is recorded, its log file written from here on, and
+    its trackers started (a resumed run continues its tracked run)."""
+    from forgetbench.loggers import RunInfo
+    from forgetbench.runner import config_hash
+
     _record_config(cfg, run_dir)
     accept_run_log()
+    if trackers is not None and trackers.trackers:
+        hydra_config = HydraConfig.get()
+        multirun = hydra_config.mode == RunMode.MULTIRUN
+        config = OmegaConf.to_container(cfg, resolve=True)
+        info = RunInfo(
+            run_dir=run_dir,
+            run_name=cfg.run_name,
+            experiment=cfg.experiment_name,
+            sweep_dir=Path(hydra_config.sweep.dir) if multirun else None,
+            config=config,
+            config_hash=config_hash(cfg),
+        )
+        trackers.start(info)
 
 
 def _progress(run_dir: Path) -> tuple[str, str]:
@@ -138,7 +155,7 @@ def _quiet_other_rank() -> None:
 def main(cfg: DictConfig) -> None:
     from forgetbench.distributed import is_main_process
     from forgetbench.results import RESULTS_FILE
-    from forgetbench.runner import run_experiment
+    from forgetbench.runner import build_trackers, run_experiment
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     # empty: made by Hydra just now (it writes nothing there itself: conf/hydra/default.yaml), so ours to remove
@@ -146,13 +163,17 @@ def main(cfg: DictConfig) -> None:
     install_stop_handlers()
     if not is_main_process():  # another rank of a multi-process run: rank 0 logs, writes and reports
         _quiet_other_rank()
+    trackers = None
     try:
-        run_experiment(cfg, run_dir, on_accept=lambda: _accept(cfg, run_dir))
+        trackers = build_trackers(cfg) if is_main_process() else None  # rank 0 tracks the run
+        run_experiment(cfg, run_dir, on_accept=lambda: _accept(cfg, run_dir, trackers), trackers=trackers)
         if not is_main_process():
             return
         from forgetbench.reporting.report import REPORT_DIR, write_report  # matplotlib, after the run
 
         report = write_report([run_dir], run_dir / REPORT_DIR)
+        if trackers.started:
+            trackers.log_report(run_dir / REPORT_DIR)
     except (RunDirectoryTaken, RunInUse) as err:  # not logged: the log file there is the other run's
         print(f"forgetbench: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -175,6 +196,9 @@ def main(cfg: DictConfig) -> None:
         log_to_file(log, logging.WARNING, message)
         print(f"forgetbench: {message}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
+    finally:
+        if trackers is not None:
+            trackers.finish()  # also after a failure or a stop: what was logged is kept
     print(f"forgetbench: results in {run_dir / RESULTS_FILE}; report {report}", flush=True)
 
 

@@ -38,6 +38,7 @@ from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.evaluation.lm_eval_output import Evaluation
 from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.hashing import stable_hash
+from forgetbench.loggers import Tracker, Trackers
 from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table, primary_scores
 from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
@@ -45,7 +46,7 @@ from forgetbench.run_lock import run_lock
 from forgetbench.run_log import accept_run_log
 from forgetbench.stopping import requested_stop
 from forgetbench.streams.base import BringsGeneralText, StreamTask
-from forgetbench.training import TaskProgress, build_optimizer, train_on_task
+from forgetbench.training import StepStats, TaskProgress, build_optimizer, train_on_task
 from forgetbench.validation import InvalidValue, Seed, check_value
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ STATUS_FILE = "status.json"
 # where results go and what runs them, not what they are (device and threads change only floating-point rounding)
 # (nor does the number of processes or how they split the model: `distributed` keeps the effective batch)
 # (and the judge is hashed where a suite uses it, as eval.judge)
-UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed", "judge")
+# (nor where it is tracked: `logger`)
+UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed", "judge", "logger")
 
 
 def seed_everything(seed: int) -> None:
@@ -108,10 +110,13 @@ class Recipe:
     Launched on several processes (``forgetbench.distributed``), every rank runs this recipe in
     lockstep; rank 0 alone writes (``self.processes.is_main``)."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, processes: Processes | None = None) -> None:
+    def __init__(
+        self, cfg: DictConfig, run_dir: Path, processes: Processes | None = None, trackers: Tracker | None = None
+    ) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
         self.processes = processes or Processes()
+        self.trackers = trackers or Tracker()  # experiment trackers (logger=...), fed by rank 0
         check_value("seed", cfg.seed, Seed)  # the config groups check their own fields when built
         check_value("keep_checkpoint", cfg.keep_checkpoint, bool)
         cpu_threads(cfg.threads)  # unhashed settings are checked here too: a finished run's rerun reads no other
@@ -258,7 +263,7 @@ class Recipe:
                 label=f"step {step}/{n} {task.name}",
                 extra_loss=self.method.extra_loss,
                 resume=self.task_progress if step == self.done + 1 else None,
-                after_step=functools.partial(self._mid_task_checkpoint, step),
+                after_step=functools.partial(self._after_optimizer_step, step, task.name),
                 processes=self.processes,
                 module=self.module,
             )
@@ -271,9 +276,13 @@ class Recipe:
                 remove_checkpoint(self.run_dir)
             self.log_summary()
 
-    def _mid_task_checkpoint(self, step: int, progress: Callable[[], TaskProgress], stopping: bool) -> None:
-        """After each optimizer step of ``step``: a checkpoint inside the task when a stop signal
-        arrived (the loop then stops) or ``train.checkpoint_every_minutes`` have passed."""
+    def _after_optimizer_step(
+        self, step: int, task: str, progress: Callable[[], TaskProgress], stopping: bool, stats: StepStats
+    ) -> None:
+        """After each optimizer step of ``step``: the trackers get its loss; a checkpoint inside the
+        task when a stop signal arrived (the loop then stops) or ``train.checkpoint_every_minutes`` have passed."""
+        if self.processes.is_main:
+            self.trackers.log_training(step, task, stats)
         every = self.train_config.checkpoint_every_minutes
         due = every is not None and time.monotonic() - self._last_checkpoint >= 60 * every
         if not (stopping or self.processes.any(due)):  # rank 0's clock decides for all: they agree
@@ -293,6 +302,7 @@ class Recipe:
         if self.processes.is_main:
             rows = self._rows(evaluation, step, trained_task, time.perf_counter() - start)
             self.table.append_step(rows, evaluation.items, step)
+            self.trackers.log_rows(rows)
         self._save_checkpoint(step, None if self.train_config.reset_optimizer else self.optimizer)
 
     def _save_checkpoint(self, step: int, optimizer: torch.optim.Optimizer | None, task: dict | None = None) -> None:
@@ -360,18 +370,27 @@ def _log_summary(general: pd.DataFrame) -> None:
         )
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path, on_accept: Callable[[], None] | None = None) -> None:
+def build_trackers(cfg: DictConfig) -> Trackers:
+    """The configured experiment trackers (``logger``), built and checked: a missing package is one line."""
+    return Trackers([build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()])
+
+
+def run_experiment(
+    cfg: DictConfig, run_dir: Path, on_accept: Callable[[], None] | None = None, trackers: Tracker | None = None
+) -> None:
     """Run (or resume) one experiment in ``run_dir``; a finished run is left as it is.
 
     Args:
         on_accept: called once the run is accepted: ``run_dir`` is this config's (new, or a run of
             the same config to resume), locked for this process (see ``forgetbench.run_lock``), and
             everything is built and checked, before the first result is written; the entry point
-            records the config there and opens the run's log. A refused run (another config's
-            directory, one in use, bad input or a damaged file) is refused before it.
+            records the config there, opens the run's log and starts the trackers. A refused run
+            (another config's directory, one in use, bad input or a damaged file) is refused before it.
+        trackers: the experiment trackers (:func:`build_trackers`), fed each training step and each
+            step's rows by rank 0; started in ``on_accept`` and finished by the entry point.
     """
     processes = Processes()  # which rank this is (from the launcher's environment); its config comes in setup
-    recipe = Recipe(cfg, run_dir, processes)
+    recipe = Recipe(cfg, run_dir, processes, trackers)
     # a second process on this directory stops here, having written nothing; the other ranks of this
     # run are not second writers (they write nothing)
     with run_lock(run_dir) if processes.is_main else contextlib.nullcontext() as held:

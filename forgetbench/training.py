@@ -234,6 +234,16 @@ class TaskResult:
 ExtraLoss = Callable[[PreTrainedModel], "torch.Tensor | None"]
 
 
+@dataclass
+class StepStats:
+    """One optimizer step, as progress lines and trackers report it."""
+
+    step: int  # optimizer steps done in this task
+    total: int
+    loss: float
+    tokens_per_second: float  # this process's tokens since the task (or its resume) began, per second
+
+
 def train_on_task(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -244,7 +254,7 @@ def train_on_task(
     label: str = "",
     extra_loss: ExtraLoss | None = None,
     resume: TaskProgress | None = None,
-    after_step: Callable[[Callable[[], TaskProgress], bool], None] | None = None,
+    after_step: Callable[[Callable[[], TaskProgress], bool, StepStats], None] | None = None,
     processes: Processes | None = None,
     module: torch.nn.Module | None = None,
 ) -> tuple[TaskResult, torch.optim.Optimizer]:
@@ -260,9 +270,9 @@ def train_on_task(
         resume: continue the task from a mid-task checkpoint: its batches are skipped (the order
             depends on ``seed`` alone), the optimizer and schedule take their saved states.
         after_step: called after every optimizer step with a function that snapshots the
-            progress and whether a stop signal arrived (on any rank); the runner writes mid-task
-            checkpoints from it. A stop signal during the task waits for the step in progress and
-            this call, then raises RunStopped.
+            progress, whether a stop signal arrived (on any rank) and the step's :class:`StepStats`;
+            the runner writes mid-task checkpoints and feeds trackers from it. A stop signal during
+            the task waits for the step in progress and this call, then raises RunStopped.
         processes: this run's processes (see ``forgetbench.distributed``): each runs its share of
             every step's micro-batches; None: one process.
         module: what the forward passes call: ``model``'s DDP wrapper under DDP (default: ``model``).
@@ -324,9 +334,11 @@ def train_on_task(
             stop = processes.agreed_stop(requested_stop())
             if after_step:
                 snapshot = functools.partial(TaskProgress, step, tokens + counted)
+                rate = counted / max(time.perf_counter() - start, 1e-9)
                 after_step(
                     lambda: snapshot(scheduler.state_dict(), processes.optimizer_state(model, optimizer)),  # noqa: B023
                     stop is not None,
+                    StepStats(step, total, loss_value, rate),
                 )
             if stop is not None:
                 raise RunStopped(stop)

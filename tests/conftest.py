@@ -58,6 +58,28 @@ def run_cli(args: list[str], root: Path, cache: Path, timeout: int = 600) -> sub
     return subprocess.run(_command(args, root, cache), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+PATCHED_CLI = """
+import errno, runpy
+from unittest import mock
+
+def patched(*args, **kwargs):
+    {action}
+
+with mock.patch("{target}", patched):
+    runpy.run_module("forgetbench", run_name="__main__")  # python -m forgetbench, with the same argv
+"""
+
+
+def run_cli_patched(args: list[str], root: Path, cache: Path, target: str, action: str) -> subprocess.CompletedProcess:
+    """``python -m forgetbench ARGS`` with ``target`` replaced by a function whose body is ``action``
+    (its arguments: ``args``, ``kwargs``): a writer that fails as on a full disk, a crash after a step."""
+    script = root / "patched_cli.py"
+    root.mkdir(parents=True, exist_ok=True)
+    script.write_text(PATCHED_CLI.format(target=target, action=action))
+    command = _command(args, root, cache)
+    return subprocess.run([command[0], str(script), *command[3:]], cwd=ROOT, capture_output=True, text=True)
+
+
 def start_cli(args: list[str], root: Path, cache: Path, stderr: Path | None = None) -> subprocess.Popen:
     """``python -m forgetbench ARGS`` in the background; its stderr goes to the file ``stderr`` (or nowhere)."""
     target = stderr.open("w") if stderr else subprocess.DEVNULL

@@ -94,16 +94,6 @@ SMALL_NO_MODEL = [o for o in SMALL if not o.startswith("model.")]
 
 # A full disk, through a writer patched to fail as the real one does on a full disk (a tmpfs would need
 # root); the CLI runs unchanged around it.
-FULL_DISK = """
-import errno, runpy
-from unittest import mock
-
-def full(*args, **kwargs):
-    {action}
-
-with mock.patch("{target}", full):
-    runpy.run_module("forgetbench", run_name="__main__")  # python -m forgetbench, with the same argv
-"""
 FULL_DISK_CASES = {
     # safetensors names the OS error only in its text
     "checkpoint": (
@@ -124,15 +114,12 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(case, tmp_path, cache_dir
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, _command
+    from tests.conftest import ROOT, run_cli_patched
 
     target, action = FULL_DISK_CASES[case]
-    script = tmp_path / "full_disk.py"
-    script.write_text(FULL_DISK.format(target=target, action=action))
     (tmp_path / "more_conf").mkdir()  # a search path the resume line must keep
     searchpath = f"hydra.searchpath=[file://{tmp_path / 'more_conf'}]"
-    command = _command([*SMALL, "keep_checkpoint=true", searchpath], tmp_path, cache_dir)
-    done = subprocess.run([command[0], str(script), *command[3:]], cwd=ROOT, capture_output=True, text=True)
+    done = run_cli_patched([*SMALL, "keep_checkpoint=true", searchpath], tmp_path, cache_dir, target, action)
     assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
     line = _error_line(done)
     assert "no space left on the disk of" in line and "resume with: python -m forgetbench" in line

@@ -10,7 +10,8 @@ Layers, lowest first; a module imports only from its own layer or below, and the
   only), users' table files and templates
   (``data``), the tiny world's generators (its post-training stages' data among them), refusal judges
 - engines: the training loop (its chunked loss and packing), evaluation (the one door to lm-eval), metrics
-- plug-ins: methods, the tiny world's model and suite factories, the memory tracer
+- plug-ins: methods, the tiny world's model and suite factories, the memory tracer, experiment trackers
+  (``loggers``)
 - recipe and reporting: the runner (one run) and reporting (across runs), neither importing the other
 - entry points: ``python -m forgetbench``, the console script, the command-line preflight and ``data-check``
 """
@@ -56,7 +57,7 @@ LAYERS = [
         "judges",
     ],
     ["training", "chunked_loss", "packing", "evaluation", "metrics"],
-    ["methods", "routing", "tiny.model", "tiny.suite", "memory"],
+    ["methods", "routing", "tiny.model", "tiny.suite", "memory", "loggers"],
     ["runner", "reporting"],
     ["__main__", "cli", "subcommands", "preflight", "data.check", "data.__main__"],
 ]
