@@ -9,7 +9,7 @@ TORCH_CPU ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test lint default clean
+.PHONY: install test test-versions lint default clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ install:
 TEST_JOBS ?= 2
 test:
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
+
+# The versions pyproject.toml allows, at both ends: two fresh venvs (.venv-lowest, .venv-newest), the
+# engine, packing, chat-template, method, output and tracker tests in each, one Markdown table (~15 min).
+test-versions:
+	PYTHON=$(BIN)/python bash experiments/test_versions.sh
 
 lint:
 	$(BIN)/ruff check forgetbench hydra_plugins tests

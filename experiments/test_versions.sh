@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The library versions pyproject.toml allows, tested at both ends (`make test-versions`; not part of `make test`).
+#
+#   bash experiments/test_versions.sh            # ~15 minutes on 2 cores, network to PyPI needed
+#
+# Builds two fresh venvs with uv: `lowest` (uv's lowest-direct resolution: every dependency
+# pyproject.toml names at its lower bound) and `newest` (the newest releases the pins allow). In each
+# it runs the engine agreement, packing, chat-template, method, output and tracker tests, and one
+# smoke run of `python -m forgetbench` whose output must hold no deprecation warning. torch is not
+# varied: both venvs take TORCH_SPEC (the CPU wheel this machine has on disk; PyPI's Linux torch is
+# a multi-GB CUDA build). Prints one Markdown table: versions × tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+FIND_LINKS=${FIND_LINKS:-/opt/wheels}  # a folder of local wheels (the CPU torch), if the machine has one
+TESTS=(tests/test_fast_engine.py tests/test_packing.py tests/test_chat.py tests/test_methods.py tests/test_output.py
+  tests/test_loggers.py)
+PACKAGES=(transformers peft datasets lm_eval accelerate pandas pyarrow numpy matplotlib hydra-core pydantic
+  safetensors wandb mlflow-skinny tensorboard torch)
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+"$PYTHON" -m pip install -q uv
+uv() { "$PYTHON" -m uv "$@"; }
+links=(); [ -d "$FIND_LINKS" ] && links=(--find-links "$FIND_LINKS")
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+echo "$TORCH_SPEC" > "$work/torch.txt"
+
+declare -A cell
+for end in lowest newest; do
+  venv=.venv-$end
+  resolution=$([ $end = lowest ] && echo lowest-direct || echo highest)
+  rm -rf "$venv"
+  uv venv -q -p "$PYTHON" "$venv"
+  VIRTUAL_ENV=$venv uv pip install -q "${links[@]}" --constraint "$work/torch.txt" --resolution "$resolution" -e ".[dev]"
+  for package in "${PACKAGES[@]}"; do
+    cell[$end,$package]=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('$package'))")
+  done
+  for test in "${TESTS[@]}"; do
+    echo "[$end] $test" >&2
+    summary=$("$venv/bin/python" -m pytest -q -n 2 --dist loadfile -p no:cacheprovider "$test" 2>&1 | tail -1)
+    cell[$end,$test]=$(echo "$summary" | grep -oE "[0-9]+ (passed|failed|error|errors)" | paste -sd, - | sed 's/,/, /g')
+  done
+  # a whole run's output: no deprecation warning from what forgetbench calls
+  "$venv/bin/python" -m forgetbench debug=smoke paths.root_dir="$work/$end" paths.cache_dir="$work/cache" \
+    >"$work/$end.out" 2>&1 && status=ok || status="exit $?"
+  warnings=$(grep -ciE "deprecat|FutureWarning" "$work/$end.out" || true)
+  cell[$end,smoke]="$status, $warnings deprecation lines"
+  grep -iE "deprecat|FutureWarning" "$work/$end.out" | head -5 >&2 || true
+done
+
+echo "| | lowest (uv --resolution lowest-direct) | newest allowed |"
+echo "|---|---|---|"
+for package in "${PACKAGES[@]}"; do echo "| $package | ${cell[lowest,$package]} | ${cell[newest,$package]} |"; done
+for test in "${TESTS[@]}"; do echo "| \`$test\` | ${cell[lowest,$test]} | ${cell[newest,$test]} |"; done
+echo "| \`python -m forgetbench debug=smoke\` | ${cell[lowest,smoke]} | ${cell[newest,smoke]} |"
