@@ -32,7 +32,7 @@ for end in lowest newest; do
   resolution=$([ $end = lowest ] && echo lowest-direct || echo highest)
   rm -rf "$venv"
   uv venv -q -p "$PYTHON" "$venv"
-  VIRTUAL_ENV=$venv uv pip install -q "${links[@]}" --constraint "$work/torch.txt" --resolution "$resolution" -e ".[dev]"
+  uv pip install -q --python "$venv/bin/python" "${links[@]}" --constraint "$work/torch.txt" --resolution "$resolution" -e ".[dev]"
   for package in "${PACKAGES[@]}"; do
     cell[$end,$package]=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('$package'))")
   done

@@ -129,6 +129,8 @@ def test_report_on_sizes_and_architectures_has_every_section(three_runs, tmp_pat
         "Forgetting curves per architecture",
         "Per model and category (mean over seeds, 95% CI)",
         "Stream accuracy matrix",
+        "Time per step (seconds: the step, its evaluation, the rest)",
+        "Slowest eval tasks (seconds per evaluation)",
     ):
         assert f"## {section}" in text
     for name in ("forgetting_curves", "fg_by_size", "curves_by_architecture", "stream_matrix"):
@@ -209,3 +211,29 @@ def test_html_opens_in_chromium_with_every_image_loaded(three_runs, tmp_path) ->
     assert match, done.stdout[:500] + done.stderr[-500:]
     loaded, total = map(int, match.groups())
     assert total >= 3 and loaded == total
+
+
+def test_timing_tables_sum_each_eval_task_once_per_step() -> None:
+    """An eval task's seconds are on each of its metric rows: counted once; training is the rest."""
+    from forgetbench.reporting.timing import eval_task_timing, step_timing
+
+    rows = pd.DataFrame(
+        [
+            # run, step, trained_task, eval_task, metric, eval_seconds, wall_time
+            ("r", 0, "", "a", "acc", 2.0, 5.0),
+            ("r", 0, "", "a", "acc_norm", 2.0, 5.0),
+            ("r", 0, "", "b", "acc", 3.0, 5.0),
+            ("r", 1, "t1", "a", "acc", 4.0, 20.0),
+            ("r", 1, "t1", "a", "acc_norm", 4.0, 20.0),
+            ("r", 1, "t1", "b", "acc", 1.0, 20.0),
+        ],
+        columns=["run", "step", "trained_task", "eval_task", "metric", "eval_seconds", "wall_time"],
+    )
+    steps = step_timing(rows).set_index("step")
+    assert steps.loc[0, "eval_s"] == 5.0 and steps.loc[0, "train_s"] == 0.0
+    assert steps.loc[1, "eval_s"] == 5.0 and steps.loc[1, "train_s"] == 15.0 and steps.loc[1, "eval_share"] == 0.25
+    assert steps.loc[1, "slowest eval task (s)"] == "a (4.0)"
+    tasks = eval_task_timing(rows).set_index("eval_task")
+    assert tasks.loc["a", "mean_s"] == 3.0 and tasks.loc["a", "total_s"] == 6.0 and tasks.loc["a", "evaluations"] == 2
+    assert list(tasks.index) == ["a", "b"]  # slowest first
+    assert step_timing(rows.assign(eval_seconds=float("nan"))).empty  # a table from before the column

@@ -38,6 +38,7 @@ from forgetbench.reporting.summary import (
     seed_summary,
     task_table,
 )
+from forgetbench.reporting.timing import eval_task_timing, step_timing
 from forgetbench.results import STREAM
 
 REPORT_DIR = "report"
@@ -102,7 +103,8 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str | Non
     if not routing[0].empty:
         with _written_whole(out / "routing.csv") as tmp:
             routing[0].to_csv(tmp, index=False)
-    report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures, size_points, routing)
+    timing = (step_timing(runs.rows), eval_task_timing(runs.rows))
+    report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures, size_points, routing, timing)
     with _written_whole(out / "report.md") as tmp:
         tmp.write_text(to_markdown(report))
     with _written_whole(out / "report.html") as tmp:
@@ -122,7 +124,7 @@ def _written_whole(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _assemble(summary, tasks, learning, facts, left_out, figures, size_points, routing) -> Report:
+def _assemble(summary, tasks, learning, facts, left_out, figures, size_points, routing, timing) -> Report:
     notes = []
     incomplete = facts.index[~facts["complete"]].tolist()
     if incomplete:
@@ -148,6 +150,10 @@ def _assemble(summary, tasks, learning, facts, left_out, figures, size_points, r
         report.sections.append(Section(title, table=accuracy))
         title = "Routing at the last step (share of each source's items per route)"
         report.sections.append(Section(title, table=confusion))
+    steps, eval_tasks = timing
+    if not steps.empty:  # evaluation's cost beside training's
+        report.sections.append(Section("Time per step (seconds: the step, its evaluation, the rest)", table=steps))
+        report.sections.append(Section("Slowest eval tasks (seconds per evaluation)", table=eval_tasks))
     titles = {
         "forgetting_curves": "Forgetting curves",
         "fg_by_size": "Forgetting against model size",
