@@ -204,3 +204,69 @@ def test_a_row_longer_than_training_takes_is_named_unless_max_tokens_drops_it(tm
     assert "max_tokens: 64" in str(err.value)
     prepared = _task(files, max_tokens=64).prepare(tokenizer, max_length=64)
     assert prepared.dropped["max_tokens"] == 1 and len(prepared.train) + len(prepared.held_out) == 19
+
+
+def test_multiple_choice_gold_by_index_stripped_or_refused_when_two_choices_match(tmp_path):
+    rows = [
+        {"q": "pick y", "opts": ["x", " y", "z", "w"], "a": "y", "i": 1},  # the gold padded in the list
+        {"q": "pick x", "opts": ["x", "x", "z", "w"], "a": "x", "i": 1},  # the same text twice
+        {"q": "pick z", "opts": ["x", "y", "z", "w"], "a": "z", "i": "2"},
+    ]
+    files = _write(tmp_path / "rows.jsonl", rows)
+    common = dict(files=str(files), prompt="{{ q }}", scoring="multiple_choice", choices="opts", held_out=2)
+    with pytest.raises(ForgetbenchError, match=r"row 2, column 'choices': the response 'x' matches choices \[0, 1\]"):
+        FileTask(name="t", response="{{ a }}", **common).prepare(None)
+    # by index: response may be left out (the gold choice is the target); the padded gold found stripped
+    prepared = FileTask(name="t", answer_index="i", **{**common, "held_out": 3}).prepare(None, split=False)
+    assert [r["answer"] for r in prepared.held_out] == [1, 1, 2]
+    first = _write(tmp_path / "first.jsonl", rows[:1])
+    stripped = FileTask(name="t", response="{{ a }}", **{**common, "files": str(first), "held_out": 1})
+    assert stripped.prepare(None, split=False).held_out[0]["answer"] == 1
+    bad = _write(tmp_path / "bad.jsonl", [{**rows[2], "i": 4}])
+    with pytest.raises(ForgetbenchError, match=r"row 1, column 'i': the answer index 4 is not one of 0..3"):
+        FileTask(name="t", answer_index="i", **{**common, "files": str(bad)}).prepare(None, split=False)
+    with pytest.raises(ForgetbenchError, match="answer_index applies to scoring=multiple_choice"):
+        FileTask(name="t", files=str(files), prompt="{{ q }}", response="{{ a }}", answer_index="i")
+
+
+def test_acc_norm_is_lm_evals_on_the_same_log_likelihoods(tmp_path):
+    """score_choices (file tasks' multiple choice) against lm-eval's own multiple-choice process_results."""
+    import random
+
+    from lm_eval.api.task import ConfigurableTask
+
+    from forgetbench.evaluation.choice_metrics import score_choices
+
+    data = tmp_path / "mc.jsonl"
+    docs = [{"question": "q", "choices": ["a", "bbbbbbbb", "cc", "ddd dd"], "answer": i % 4} for i in range(40)]
+    data.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    config = {
+        "task": "mc_check",
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "question",
+        "doc_to_choice": "choices",
+        "doc_to_target": "answer",
+        "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}],
+    }
+    task = ConfigurableTask(config=config)
+    rng = random.Random(0)
+    differ = 0
+    for doc in docs:
+        logliks = [(-rng.uniform(1, 20), False) for _ in doc["choices"]]
+        theirs = task.process_results(doc, logliks)
+        ours = score_choices(doc, logliks)
+        assert ours["acc"] == theirs["acc"] and ours["acc_norm"] == theirs["acc_norm"]
+        differ += ours["acc"] != ours["acc_norm"]
+    assert differ > 0  # the draws reach items where the length normalisation changes the choice
+
+
+def test_data_check_warns_of_a_literal_backslash_n():
+    """A ``\\n`` typed in a shell override is two characters; data-check says so and how to type a newline."""
+    from forgetbench.data.check import _literal_newlines
+
+    [warning] = _literal_newlines([("Q: where\\nA:", "x"), ("Q: where\nA:", "y")])
+    assert "1 rows hold a literal backslash-n" in warning and "$'" in warning
+    assert _literal_newlines([("Q: where\nA:", "y")]) == []

@@ -53,6 +53,7 @@ def check(cfg: DictConfig) -> str:
             *_dropped(prepared.dropped),
             *_chance(prepared.held_out),
             *_lengths(_scored_pairs(prepared.held_out), tokenizer, "scored rows"),
+            *_literal_newlines(_scored_pairs(prepared.held_out)),
             *_examples([(r.prompt, r.response) for r in prepared.examples], tokenizer),
         ]
     return "\n".join(lines)
@@ -68,7 +69,20 @@ def _stream_task(task: StreamTask, tokenizer) -> list[str]:
         *_dropped(task.dropped),
         *_chance(task.test_rows),
         *_lengths(pairs, tokenizer, "train rows"),
+        *_literal_newlines(pairs),
         *_examples(pairs[:EXAMPLES], tokenizer),
+    ]
+
+
+def _literal_newlines(pairs: list[tuple[str, str]]) -> list[str]:
+    """A warning when rendered text holds a backslash and an n: a ``\\n`` typed in a shell override
+    (or a YAML string in single quotes) stays those two characters, not a line break."""
+    count = sum("\\n" in prompt or "\\n" in response for prompt, response in pairs)
+    if not count:
+        return []
+    return [
+        f"  WARNING: {count} rows hold a literal backslash-n (\\n), not a line break: in bash write the "
+        "override as $'...\\n...' or put the template in a YAML file in double quotes"
     ]
 
 

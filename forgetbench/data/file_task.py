@@ -46,6 +46,7 @@ class Rendered:
     file: str
     row: int  # 1-based row of ``file``
     messages: list[dict] | None = None  # the row's chat turns (``messages``), up to its last assistant turn
+    answer: int | None = None  # multiple choice: the gold choice's index
 
 
 @dataclass
@@ -87,6 +88,10 @@ class FileTask:
             choices), ``loglikelihood`` (of the response) or ``generation`` (greedy, scored by ``metrics``).
         choices: multiple choice only: a list of fixed choices, the name of a column holding a
             list, or a template rendering one choice per line (a string with ``{{`` or ``{%``).
+        answer_index: multiple choice only: the column holding the gold choice's index (0..n-1);
+            ``response`` may then be left out (the gold choice's text is the training target).
+            Without it the gold is the choice equal to the response (both compared stripped of
+            surrounding spaces), and a response two choices equal is a bad row.
         metrics: generation only: ``exact_match``, ``rouge_l``, or a function given as
             ``module:function`` taking (prediction, reference) and returning a float.
         max_new_tokens: generation only: tokens generated per item.
@@ -109,6 +114,7 @@ class FileTask:
     rename: dict[str, str] = field(default_factory=dict)
     scoring: Literal["multiple_choice", "loglikelihood", "generation"] = "loglikelihood"
     choices: list[str] | str | None = None
+    answer_index: str | None = None
     metrics: list[str] = field(default_factory=lambda: list(BUILT_IN_METRICS))
     max_new_tokens: Positive = 64
     held_out: float | int | str = 0.1
@@ -122,10 +128,14 @@ class FileTask:
     def __post_init__(self) -> None:
         check_fields(self)
         what = f"task {self.name!r}"
-        if self.messages is None and (self.prompt is None or self.response is None):
+        by_index = self.scoring == "multiple_choice" and self.answer_index is not None
+        if self.messages is None and (self.prompt is None or (self.response is None and not by_index)):
             raise ForgetbenchError(
-                f"{what}: give prompt and response templates, or messages (the column of each row's chat turns)"
+                f"{what}: give prompt and response templates (multiple choice: or answer_index), or messages "
+                "(the column of each row's chat turns)"
             )
+        if self.answer_index is not None and self.scoring != "multiple_choice":
+            raise ForgetbenchError(f"{what}: answer_index applies to scoring=multiple_choice (now {self.scoring})")
         if self.messages is not None and self.scoring == "multiple_choice":
             raise ForgetbenchError(
                 f"{what}: messages rows are scored by loglikelihood or generation, not multiple_choice"
@@ -227,16 +237,42 @@ class FileTask:
     def _render_row(self, row: dict, file: str, number: int) -> Rendered:
         if self.messages is not None:
             return self._render_messages(row, file, number)
-        prompt, response = self._prompt.render(row), self._response.render(row)
+        prompt = self._prompt.render(row)
+        choices = self._choices_of(row) if self.scoring == "multiple_choice" else None
+        answer = self._answer_of(row, choices) if self.answer_index is not None else None
+        response = self._response.render(row) if self.response is not None else choices[answer]
         if not response:
             used = ", ".join(self._response.variables) or "?"
             raise RowError(used, "renders an empty response")
-        choices = self._choices_of(row) if self.scoring == "multiple_choice" else None
-        if choices is not None and response not in choices:
+        if choices is not None and answer is None:
+            answer = self._gold(response, choices)
+        return Rendered(prompt, response, choices, file, number, answer=answer)
+
+    def _answer_of(self, row: dict, choices: list[str]) -> int:
+        """The gold's index from the ``answer_index`` column (an integer, or its digits as text)."""
+        if self.answer_index not in row:
+            raise RowError(self.answer_index, f"has no column {self.answer_index!r}, which answer_index names")
+        value = row[self.answer_index]
+        text = str(value).strip()
+        index = int(float(text)) if text.replace(".", "", 1).isdigit() and float(text).is_integer() else None
+        if index is None or not 0 <= index < len(choices):
+            raise RowError(self.answer_index, f"the answer index {value!r} is not one of 0..{len(choices) - 1}")
+        return index
+
+    @staticmethod
+    def _gold(response: str, choices: list[str]) -> int:
+        """The index of the one choice equal to ``response``, both stripped of surrounding spaces."""
+        hits = [i for i, choice in enumerate(choices) if choice.strip() == response.strip()]
+        if not hits:
+            shown = choices[:8]
+            raise RowError("choices", f"the response {response!r} is not one of the {len(choices)} choices {shown}")
+        if len(hits) > 1:
             raise RowError(
-                "choices", f"the response {response!r} is not one of the {len(choices)} choices {choices[:8]}"
+                "choices",
+                f"the response {response!r} matches choices {hits} (the same text twice): give the gold by its "
+                "index with answer_index",
             )
-        return Rendered(prompt, response, choices, file, number)
+        return hits[0]
 
     def _render_messages(self, row: dict, file: str, number: int) -> Rendered:
         """A conversation row: its turns up to the last assistant turn; the plain prompt and response."""
@@ -309,7 +345,7 @@ class FileTask:
     def _scored_row(self, r: Rendered) -> dict:
         """A held-out row in the layout its scoring kind reads."""
         if self.scoring == "multiple_choice":
-            return {"question": r.prompt, "choices": r.choices, "answer": r.choices.index(r.response)}
+            return {"question": r.prompt, "choices": r.choices, "answer": r.answer}
         row = {"prompt": r.prompt, "response": r.response}
         functions = [m for m in self.metrics if ":" in m]
         if self.scoring == "generation" and functions:  # score_generation calls them per item
