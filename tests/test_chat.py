@@ -234,5 +234,5 @@ def test_files_stream_takes_a_messages_column(template_file, tmp_path):
     labelled = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE]
     assert labelled == _ids(tokenizer, "a cat </s> a red dog </s>")  # every assistant turn is learned
     assert task.test_rows[0] == {"prompt": "who are you\na cat\nwhat is it", "response": "a red dog"}
-    with pytest.raises(ForgetbenchError, match=r"give prompt and response templates, or messages"):
+    with pytest.raises(ForgetbenchError, match=r"give prompt and response templates .*, or messages"):
         FilesStream("x", [{"name": "x", "files": str(tmp_path / "chats.jsonl")}])
