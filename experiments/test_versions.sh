@@ -13,8 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 FIND_LINKS=${FIND_LINKS:-/opt/wheels}  # a folder of local wheels (the CPU torch), if the machine has one
+# the local CPU wheel's exact version: under lowest-direct, a bare torch==2.13.0 would take PyPI's 2.13.0,
+# the CUDA build (2.13.0 sorts before 2.13.0+cpu), with 4 GB of CUDA libraries
+cpu_wheel=$(ls "$FIND_LINKS"/torch-2.13.0+cpu-*.whl 2>/dev/null | head -1 || true)
+TORCH_SPEC=${TORCH_SPEC:-$([ -n "$cpu_wheel" ] && echo "torch==2.13.0+cpu" || echo "torch==2.13.0")}
 TESTS=(tests/test_fast_engine.py tests/test_packing.py tests/test_chat.py tests/test_methods.py tests/test_output.py
   tests/test_loggers.py)
 PACKAGES=(transformers peft datasets lm_eval accelerate pandas pyarrow numpy matplotlib hydra-core pydantic
@@ -52,6 +55,6 @@ done
 
 echo "| | lowest (uv --resolution lowest-direct) | newest allowed |"
 echo "|---|---|---|"
-for package in "${PACKAGES[@]}"; do echo "| $package | ${cell[lowest,$package]} | ${cell[newest,$package]} |"; done
-for test in "${TESTS[@]}"; do echo "| \`$test\` | ${cell[lowest,$test]} | ${cell[newest,$test]} |"; done
-echo "| \`python -m forgetbench debug=smoke\` | ${cell[lowest,smoke]} | ${cell[newest,smoke]} |"
+for package in "${PACKAGES[@]}"; do echo "| $package | ${cell[lowest,$package]:-} | ${cell[newest,$package]:-} |"; done
+for test in "${TESTS[@]}"; do echo "| \`$test\` | ${cell[lowest,$test]:-} | ${cell[newest,$test]:-} |"; done
+echo "| \`python -m forgetbench debug=smoke\` | ${cell[lowest,smoke]:-} | ${cell[newest,smoke]:-} |"
