@@ -32,7 +32,7 @@ test:
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 # The versions pyproject.toml allows, at both ends: two fresh venvs (.venv-lowest, .venv-newest), the
-# engine, packing, chat-template, method, output and tracker tests in each, one Markdown table (~15 min).
+# engine, packing, chat-template, method, output and tracker tests in each, one Markdown table (~12 min).
 test-versions:
 	PYTHON=$(BIN)/python bash experiments/test_versions.sh
 

@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
 # The library versions pyproject.toml allows, tested at both ends (`make test-versions`; not part of `make test`).
 #
-#   bash experiments/test_versions.sh            # ~25 minutes on 2 cores, network to PyPI needed
+#   bash experiments/test_versions.sh            # ~12 minutes on 2 cores, network to PyPI needed
 #   ENDS=newest bash experiments/test_versions.sh   # one end only
 #
 # Builds two fresh venvs with uv: `lowest` (uv's lowest-direct resolution: every dependency
 # pyproject.toml names at its lower bound) and `newest` (the newest releases the pins allow). In each
 # it runs the engine agreement, packing, chat-template, method, output and tracker tests, and one
-# smoke run of `python -m forgetbench` whose output must hold no deprecation warning. torch is not
-# varied: both venvs take TORCH_SPEC (the CPU wheel this machine has on disk; PyPI's Linux torch is
-# a multi-GB CUDA build). Prints one Markdown table: versions × tests.
+# smoke run of `python -m forgetbench` whose output must hold no deprecation warning. Prints one
+# Markdown table: versions × tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-FIND_LINKS=${FIND_LINKS:-/opt/wheels}  # a folder of local wheels (the CPU torch), if the machine has one
-# the local CPU wheel's exact version: under lowest-direct, a bare torch==2.13.0 would take PyPI's 2.13.0,
-# the CUDA build (2.13.0 sorts before 2.13.0+cpu), with 4 GB of CUDA libraries
-cpu_wheel=$(ls "$FIND_LINKS"/torch-2.13.0+cpu-*.whl 2>/dev/null | head -1 || true)
-TORCH_SPEC=${TORCH_SPEC:-$([ -n "$cpu_wheel" ] && echo "torch==2.13.0+cpu" || echo "torch==2.13.0")}
+# torch varies like the rest: the floor and the newest from PyPI, whose Linux wheels are CUDA builds
+# (about 4 GB with their libraries; they run these tests on the CPU). TORCH_SPEC pins it instead, e.g.
+# TORCH_SPEC=torch==2.13.0+cpu FIND_LINKS=/opt/wheels for the CPU wheel this machine has on disk.
+TORCH_SPEC=${TORCH_SPEC:-}
+FIND_LINKS=${FIND_LINKS:-}
 TESTS=(tests/test_fast_engine.py tests/test_packing.py tests/test_chat.py tests/test_methods.py tests/test_output.py
   tests/test_loggers.py)
 PACKAGES=(transformers peft datasets lm_eval accelerate pandas pyarrow numpy matplotlib hydra-core pydantic
@@ -26,9 +25,9 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
 "$PYTHON" -m pip install -q uv
 uv() { "$PYTHON" -m uv "$@"; }
-links=(); [ -d "$FIND_LINKS" ] && links=(--find-links "$FIND_LINKS")
+links=(); [ -n "$FIND_LINKS" ] && links=(--find-links "$FIND_LINKS")
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-echo "$TORCH_SPEC" > "$work/torch.txt"
+pins=(); [ -n "$TORCH_SPEC" ] && echo "$TORCH_SPEC" > "$work/torch.txt" && pins=(--constraint "$work/torch.txt")
 
 declare -A cell
 for end in ${ENDS:-lowest newest}; do
@@ -36,7 +35,7 @@ for end in ${ENDS:-lowest newest}; do
   resolution=$([ $end = lowest ] && echo lowest-direct || echo highest)
   rm -rf "$venv"
   uv venv -q -p "$PYTHON" "$venv"
-  uv pip install -q --python "$venv/bin/python" "${links[@]}" --constraint "$work/torch.txt" --resolution "$resolution" -e ".[dev]"
+  uv pip install -q --python "$venv/bin/python" "${links[@]}" "${pins[@]}" --resolution "$resolution" -e ".[dev]"
   for package in "${PACKAGES[@]}"; do
     cell[$end,$package]=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('$package'))")
   done
