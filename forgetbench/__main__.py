@@ -98,21 +98,29 @@ def _accept(cfg: DictConfig, run_dir: Path, trackers) -> None:
 
 
 def _progress(run_dir: Path) -> tuple[str, str]:
-    """Where the run was and what of it is kept, in words."""
+    """Where the run was, and what a rerun keeps of it, in words. A rerun continues after the last
+    checkpoint: rows recorded after it (a failure between a step's rows and its checkpoint) are
+    computed again, so they are not counted as kept."""
+    from forgetbench.checkpoint import checkpoint_step
     from forgetbench.results import RunTable
     from forgetbench.runner import STATUS_FILE
 
     try:
-        done = max(RunTable(run_dir).steps(), default=None)
-        total = json.loads((run_dir / STATUS_FILE).read_text())["steps"]
+        recorded = max(RunTable(run_dir).steps(), default=None)
+        status = json.loads((run_dir / STATUS_FILE).read_text())
+        total, finished = status["steps"], status["finished"]
     except (OSError, ValueError, KeyError, ForgetbenchError):  # stopped before the status was written (or mid-write)
-        done, total = None, None
-    if done is None:
-        return "before the step-0 evaluation was recorded", "nothing is recorded yet"
-    if total is not None and done >= total:  # every step recorded: the report was being written
+        recorded, total, finished = None, None, False
+    if finished:  # every step recorded: the report was being written
         return "after its last step, while writing its report", f"all {total} steps are kept in {run_dir}"
-    kept = f"step 0 is kept in {run_dir}" if done == 0 else f"steps 0-{done} are kept in {run_dir}"
-    return f"during step {done + 1}/{total}", kept
+    if recorded is None:
+        return "before the step-0 evaluation was recorded", "nothing is recorded yet"
+    where = f"during step {recorded + 1}/{total}" if recorded < (total or 0) else "after its last step"
+    resumable = checkpoint_step(run_dir)
+    kept = recorded if resumable is None else min(resumable, recorded)
+    if kept < 0:
+        return where, "nothing is kept yet (the rerun starts with the step-0 evaluation)"
+    return where, f"step 0 is kept in {run_dir}" if kept == 0 else f"steps 0-{kept} are kept in {run_dir}"
 
 
 def _resume_hint() -> str:

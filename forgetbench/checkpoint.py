@@ -11,6 +11,7 @@ scheduler state to keep between steps.
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 import shutil
@@ -26,6 +27,7 @@ from safetensors.torch import load_model, save_file
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken
 
 CHECKPOINT_DIR = "checkpoint"
+STEP_FILE = "step.json"
 # what a damaged checkpoint raises: a truncated zip (RuntimeError) or pickle, a bad safetensors
 # header, a missing file, a missing key
 CHECKPOINT_ERRORS = (RuntimeError, pickle.UnpicklingError, EOFError, SafetensorError, OSError, KeyError)
@@ -83,6 +85,8 @@ def save_checkpoint(
     try:
         save_file(_one_name_per_tensor(weights), str(tmp / "model.safetensors"))
         torch.save(state, tmp / "state.pt")
+        # the step alone, readable without loading the states (for the message of a stopped run)
+        (tmp / STEP_FILE).write_text(json.dumps({"step": step, "inside_task": task is not None}))
     except BaseException:  # a full disk, a stop: the half-written copy goes, the last whole checkpoint stays
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -131,6 +135,21 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module, config_hash: str | No
             f"{folder} is unreadable ({reason}); remove it to rerun from step 0 (the rows come out the same), "
             "or set run_name=... for a new run"
         ) from err
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The stream step a rerun continues after (the last checkpoint's), without loading it: -1 when the
+    run has no checkpoint (a rerun starts at step 0); None when that is unknown (a checkpoint written
+    before its step was kept beside it, or one being swapped in)."""
+    folders = [run_dir / CHECKPOINT_DIR, run_dir / f".{CHECKPOINT_DIR}.old"]
+    if not any((folder / "state.pt").exists() for folder in folders):
+        return -1
+    for folder in folders:
+        try:
+            return int(json.loads((folder / STEP_FILE).read_text())["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def remove_checkpoint(run_dir: Path) -> None:

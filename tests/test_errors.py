@@ -125,8 +125,8 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(case, tmp_path, cache_dir
     assert "no space left on the disk of" in line and "resume with: python -m forgetbench" in line
     if case == "report":
         assert "after its last step, while writing its report; all 3 steps are kept" in line, line
-    else:  # the checkpoint after step 0's evaluation
-        assert "during step 1/3; step 0 is kept" in line, line
+    else:  # the checkpoint after step 0's evaluation failed: a rerun evaluates step 0 again
+        assert "during step 1/3; nothing is kept yet (the rerun starts with the step-0 evaluation)" in line, line
     run_dir = tmp_path / "results" / "tiny_world" / "tiny_decoder-full-seed0"
     assert not [p for p in run_dir.rglob("*") if p.is_file() and (p.stat().st_size == 0 or ".tmp" in p.name)]
     resume = shlex.split(line.split("resume with: ", 1)[1])  # run as printed

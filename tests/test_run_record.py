@@ -188,3 +188,16 @@ def test_a_checkpoint_of_another_config_is_refused(tmp_path) -> None:
     assert load_checkpoint(tmp_path, model, "aaaa").step == 0
     with pytest.raises(RunDirectoryTaken, match=r"written by a run of another config \(hash aaaa, now bbbb\)"):
         load_checkpoint(tmp_path, model, "bbbb")
+
+
+def test_the_step_a_rerun_continues_after_is_read_without_loading_the_checkpoint(tmp_path) -> None:
+    from forgetbench.checkpoint import CHECKPOINT_DIR, STEP_FILE, checkpoint_step, save_checkpoint
+    from tests.helpers import tiny_model
+
+    assert checkpoint_step(tmp_path) == -1  # no checkpoint: a rerun starts with the step-0 evaluation
+    model, _ = tiny_model("llama", ["a", "b"])
+    save_checkpoint(tmp_path, 0, model.state_dict(), None, {}, None)
+    save_checkpoint(tmp_path, 1, model.state_dict(), None, {}, {"step": 3})  # inside task 2
+    assert checkpoint_step(tmp_path) == 1
+    (tmp_path / CHECKPOINT_DIR / STEP_FILE).unlink()  # a checkpoint from before the step file
+    assert checkpoint_step(tmp_path) is None
