@@ -30,7 +30,7 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped, out_of_space  # noqa: E402
-from forgetbench.preflight import command_line_error  # noqa: E402
+from forgetbench.preflight import CONF_DIR, command_line_error  # noqa: E402
 from forgetbench.resolvers import register_resolvers  # noqa: E402
 from forgetbench.run_lock import RunInUse  # noqa: E402
 from forgetbench.run_log import accept_run_log, log_to_file  # noqa: E402
@@ -159,7 +159,9 @@ def _quiet_other_rank() -> None:
     logging.getLogger("forgetbench").setLevel(logging.WARNING)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# the conf/ folder by its absolute path: a path relative to this module resolves only when it runs as
+# `python -m forgetbench`; imported (the console script, `forgetbench eval`) Hydra looks for a package
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     from forgetbench.distributed import is_main_process
     from forgetbench.results import RESULTS_FILE

@@ -1,5 +1,5 @@
-"""The ``forgetbench`` console script: ``forgetbench report PATH...``, ``forgetbench data-check [overrides]``
-or, otherwise, an experiment."""
+"""The ``forgetbench`` console script: ``forgetbench eval [overrides]``, ``forgetbench report PATH...``,
+``forgetbench data-check [overrides]`` or, otherwise, an experiment."""
 
 from __future__ import annotations
 

@@ -199,7 +199,7 @@ class Recipe:
 
     def _write_status(self, finished: bool) -> None:
         tmp = self.run_dir / f".{STATUS_FILE}.tmp"
-        tmp.write_text(json.dumps({"config_hash": self.hash, "steps": len(self.stream), "finished": finished}))
+        tmp.write_text(json.dumps({"config_hash": self.hash, "steps": self.steps, "finished": finished}))
         os.replace(tmp, self.run_dir / STATUS_FILE)
 
     def _resume_weights(self) -> Checkpoint | None:
@@ -228,6 +228,11 @@ class Recipe:
 
     # ---- the loop ----
 
+    @property
+    def steps(self) -> int:
+        """The stream steps this run trains: none under ``forgetbench eval`` (``eval_only``: step 0 alone)."""
+        return 0 if self.cfg.get("eval_only", False) else len(self.stream)
+
     def run(self) -> None:
         n = len(self.stream)
         if self.processes.is_main:
@@ -236,7 +241,7 @@ class Recipe:
         self._last_checkpoint = time.monotonic()
         if self.done < 0:
             self._record(0, "", time.perf_counter())
-        for step, task in enumerate(self.stream, start=1):
+        for step, task in enumerate(self.stream[: self.steps], start=1):
             if step <= self.done:
                 continue
             start = time.perf_counter()
