@@ -35,7 +35,7 @@ from forgetbench.resolvers import register_resolvers  # noqa: E402
 from forgetbench.run_lock import RunInUse  # noqa: E402
 from forgetbench.run_log import accept_run_log, log_to_file  # noqa: E402
 from forgetbench.stopping import install_stop_handlers  # noqa: E402
-from forgetbench.subcommands import SUBCOMMANDS, run_subcommand  # noqa: E402
+from forgetbench.subcommands import SUBCOMMANDS, eval_overrides, run_subcommand  # noqa: E402
 
 log = logging.getLogger("forgetbench")
 register_resolvers()
@@ -221,8 +221,15 @@ def run() -> None:
     main()
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:  # python -m forgetbench report DIR: as the console script
+def entry() -> None:
+    """``python -m forgetbench`` and the console script alike: ``eval`` an experiment that only
+    evaluates, ``report`` and ``data-check`` their commands, anything else an experiment."""
+    if len(sys.argv) > 1 and sys.argv[1] == "eval":
+        sys.argv = [sys.argv[0], *eval_overrides(sys.argv[2:])]
+    elif len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         run_subcommand(sys.argv[1:])
-    else:
-        run()
+    run()
+
+
+if __name__ == "__main__":
+    entry()

@@ -3,14 +3,8 @@
 
 from __future__ import annotations
 
-import sys
-
-from forgetbench.subcommands import SUBCOMMANDS, run_subcommand
-
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
-        run_subcommand(sys.argv[1:])
-    from forgetbench.__main__ import run
+    from forgetbench.__main__ import entry  # one dispatch for both entry points
 
-    run()
+    entry()

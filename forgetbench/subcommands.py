@@ -9,9 +9,8 @@ SUBCOMMANDS = ("eval", "report", "data-check")
 
 
 def run_subcommand(argv: list[str]) -> None:
-    """Run ``argv[0]`` (one of :data:`SUBCOMMANDS`) with the arguments after it, and exit with its code."""
-    if argv[0] == "eval":
-        _evaluate_only(argv[1:])
+    """Run ``report`` or ``data-check`` (``argv[0]``) with the arguments after it, and exit with its code.
+    (``eval`` is an experiment: the entry point runs it with :func:`eval_overrides`.)"""
     if argv[0] == "report":
         from forgetbench.reporting.cli import main as report_main
 
@@ -21,13 +20,9 @@ def run_subcommand(argv: list[str]) -> None:
     sys.exit(data_check_main(argv[1:]))
 
 
-def _evaluate_only(args: list[str]) -> None:
-    """``forgetbench eval [overrides]``: the experiment's model scored on its suite (and its stream's
-    held-out items), no training: the step-0 rows, items and report of a run of its own, named
+def eval_overrides(args: list[str]) -> list[str]:
+    """``forgetbench eval [overrides]`` as an experiment's overrides: the experiment's model scored on its
+    suite (and its stream's held-out items) with no training (``eval_only``), in a run of its own named
     ``<model>-eval`` unless ``run_name`` is given (an eval-only run's config differs from a training run's)."""
-    from forgetbench.__main__ import run
-
     named = any(a.split("=", 1)[0].lstrip("+~") == "run_name" for a in args)
-    sys.argv = [sys.argv[0], "+eval_only=true", *([] if named else ["run_name=${model.name}-eval"]), *args]
-    run()
-    sys.exit(0)
+    return ["+eval_only=true", *([] if named else ["run_name=${model.name}-eval"]), *args]
