@@ -26,6 +26,11 @@ class RunLogHandler(logging.FileHandler):
         else:
             self._pending.append(record)
 
+    @property
+    def accepted(self) -> bool:
+        """Whether the run was accepted (its lines now go to the file)."""
+        return self._pending is None
+
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         """A line the file cannot take (a full disk) is dropped without logging's traceback: the console
         has it, and the run's own error says what happened."""
@@ -54,5 +59,5 @@ def log_to_file(logger: logging.Logger, level: int, message: str) -> None:
     already has it as the command's one line on stderr (an error, or where a stop left the run)."""
     record = logger.makeRecord(logger.name, level, "(run)", 0, message, None, None)
     for handler in _run_log_handlers():
-        if handler._pending is None:
+        if handler.accepted:
             handler.handle(record)

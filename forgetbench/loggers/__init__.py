@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetbench.errors import ForgetbenchError
+from forgetbench.hashing import stable_hash
 from forgetbench.results import ResultRow
 from forgetbench.training import StepStats
 
@@ -55,8 +56,6 @@ class RunInfo:
     @property
     def run_id(self) -> str:
         """A stable id of this run: the same after a resume (its folder and config do not change)."""
-        from forgetbench.hashing import stable_hash
-
         return f"{self.run_name[:40]}-{stable_hash([str(self.run_dir.resolve()), self.config_hash], length=10)}"
 
 
