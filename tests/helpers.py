@@ -164,3 +164,16 @@ def crash_after_step_one_then_resume(run: Callable[[str], T], monkeypatch) -> T:
         run("crashed")
     monkeypatch.setattr(runner, "save_checkpoint", save)
     return run("crashed")
+
+
+def continuations_padded_per_batch(lm) -> int:
+    """The continuation-pass positions the fast engine ran before it batched continuations by their
+    own length: every continuation of a context batch padded to the batch's longest (causal: tokens
+    2..n, every continuation; seq2seq: the decoder over all tokens)."""
+    seq2seq = lm.backend == "seq2seq"
+    positions = 0
+    for groups in lm._groups.values():
+        for batch in lm.scorer._batches(groups):
+            lengths = [len(c) - (0 if seq2seq else 1) for group in batch for c in group.continuations]
+            positions += len(lengths) * max(lengths)
+    return positions

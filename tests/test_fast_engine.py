@@ -21,7 +21,7 @@ from forgetbench.jsonl import write_jsonl
 from forgetbench.models import LoadedModel
 from forgetbench.runner import build
 from tests.conftest import compose
-from tests.helpers import tiny_model
+from tests.helpers import continuations_padded_per_batch, tiny_model
 
 TIE = 1e-4  # items whose two best choices lie closer than this may differ; they are counted
 WORDS = "red blue green cat dog fish one two three four big small old new".split()
@@ -192,6 +192,32 @@ def test_results_do_not_depend_on_the_token_budget(kind, task_folder, tiny_world
         texts.append(_lm("fast", loaded, budget).generate_until(_generation_requests(loaded)))
     assert choices[0] == choices[1] == choices[2]
     assert texts[0] == texts[1] == texts[2]
+
+
+@pytest.mark.parametrize("kind", ["bloom", "llama", "mt5"])
+def test_continuations_are_batched_by_their_own_length(kind) -> None:
+    """Answers of 1 to 30 words after contexts of mixed length: the log-likelihoods are lm-eval's,
+    and each pass runs at most 1.2 positions per real token, where padding each continuation to
+    the longest of its context batch (the batching before) ran more than twice the real ones."""
+    from lm_eval.api.instance import Instance
+
+    loaded = _random_model(kind)
+    rng = random.Random(3)
+    requests = []
+    for _context in range(12):
+        context = " ".join(rng.choices(WORDS, k=rng.randint(2, 20)))
+        for _ in range(4):
+            answer = " " + " ".join(rng.choices(WORDS, k=rng.choice([1, 1, 2, 3, 5, 8, 30])))
+            requests.append(Instance("loglikelihood", {}, (context, answer), len(requests)))
+    reference = _lm("lm_eval", loaded).loglikelihood(requests)
+    lm = _lm("fast", loaded)
+    scores = lm.loglikelihood(requests)
+    np.testing.assert_allclose([s for s, _ in scores], [s for s, _ in reference], rtol=1e-5, atol=1e-4)
+    assert [g for _, g in scores] == [g for _, g in reference]
+    counts = lm.scorer.positions
+    assert counts.continuation_run <= 1.2 * counts.continuation_real
+    assert counts.context_run <= 1.2 * counts.context_real
+    assert continuations_padded_per_batch(lm) > 2 * counts.continuation_real
 
 
 def test_sampling_tasks_are_refused_with_the_way_out() -> None:

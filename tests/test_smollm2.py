@@ -22,7 +22,7 @@ from forgetbench.models import PretrainedModel, package_folder
 from forgetbench.runner import build
 from forgetbench.training import TrainConfig, train_on_task
 from tests.conftest import compose, run_cli
-from tests.helpers import direct_logliks
+from tests.helpers import continuations_padded_per_batch, direct_logliks
 
 ITEMS = [
     {"question": "The capital of France is", "choices": ["Paris", "Berlin", "Madrid"], "answer": 0},
@@ -123,10 +123,16 @@ def test_templated_mmlu_items_score_the_same_under_both_engines_and_by_hand(smol
             "mmlu", [{"task": "mmlu_offline_cloze_anatomy", "limit": 3}], include_path=[str(folder)], engine=engine
         )
         assert suite.chat_options(smollm2.chat_template)["apply_chat_template"]  # it follows the model
-        evaluation = LmEvalBridge(suite, [], smollm2.tokenizer).evaluate(smollm2)
+        bridge = LmEvalBridge(suite, [], smollm2.tokenizer)
+        evaluation = bridge.evaluate(smollm2)
         items[engine] = evaluation.items.sort_values("doc_id", ignore_index=True)
     fast, reference = (np.array(items[e]["logliks"].tolist()) for e in ("fast", "lm_eval"))
     np.testing.assert_allclose(fast, reference, rtol=1e-3, atol=1e-3)  # as the plain-text test above
+    # the answer texts (2 to 20 tokens) batched by their own length: within 1.2 positions per real token,
+    # where padding them to each context batch's longest ran more
+    counts = bridge.engine.scorer.positions
+    assert counts.continuation_run <= 1.2 * counts.continuation_real
+    assert continuations_padded_per_batch(bridge.engine) > 1.5 * counts.continuation_real
     # by hand: the description as the system turn, the question as the user's, each choice after the generation prompt
     smollm2.model.eval()
     doc = [item for item in round_robin(shipped_items()) if item["subject"] == "anatomy"][0]

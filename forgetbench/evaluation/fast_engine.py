@@ -206,16 +206,15 @@ def fast_lm_class():
             ids, mask = _pad(contexts, self._pad_id(), left=True, device=self.model.device)
             stopping = stop_sequences_criteria(self.tokenizer, until, ids.shape[1], ids.shape[0])
             out = self._timer.forward(
-                lambda: self.model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    max_new_tokens=max_new,
-                    do_sample=False,
-                    stopping_criteria=stopping,
-                    pad_token_id=self._pad_id(),
-                    use_cache=True,
-                ),
                 self.model.device,
+                self.model.generate,
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new,
+                do_sample=False,
+                stopping_criteria=stopping,
+                pad_token_id=self._pad_id(),
+                use_cache=True,
             )
             if self.backend == "causal":
                 out = out[:, ids.shape[1] :]
