@@ -40,6 +40,7 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import sys
 import tempfile
@@ -53,6 +54,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TQDM_DISABLE", "1")  # datasets' bars, one per task and step, would bury the table
 
 import forgetbench.evaluation.lm_eval_bridge as bridge_module  # noqa: E402
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge  # noqa: E402

@@ -225,7 +225,11 @@ def entry() -> None:
     """``python -m forgetbench`` and the console script alike: ``eval`` an experiment that only
     evaluates, ``report`` and ``data-check`` their commands, anything else an experiment."""
     if len(sys.argv) > 1 and sys.argv[1] == "eval":
-        sys.argv = [sys.argv[0], *eval_overrides(sys.argv[2:])]
+        try:
+            sys.argv = [sys.argv[0], *eval_overrides(sys.argv[2:])]
+        except ForgetbenchError as err:
+            print(f"forgetbench: error: {err}", file=sys.stderr)
+            sys.exit(2)
     elif len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         run_subcommand(sys.argv[1:])
     run()

@@ -204,13 +204,25 @@ class Recipe:
 
     def _resume_weights(self) -> Checkpoint | None:
         """Restore the last checkpoint's weights, method state and RNG states (None: no checkpoint);
-        rows written after it are dropped, to be recomputed (see _record)."""
+        rows written after it are dropped, to be recomputed (see _record). A run that scores another
+        run's checkpoint (``eval_from``, set by ``forgetbench eval RUN_DIR``) starts from its weights."""
         checkpoint = load_checkpoint(self.run_dir, self.loaded.model, self.hash)
         if self.processes.is_main:
             self.table.truncate_after(-1 if checkpoint is None else checkpoint.step)
         if checkpoint is not None:
             self.method.load_state_dict(checkpoint.method)
+        elif self.cfg.get("eval_from"):
+            self._load_scored_checkpoint(Path(self.cfg.eval_from))
         return checkpoint
+
+    def _load_scored_checkpoint(self, source: Path) -> None:
+        """The weights and method state of ``source``'s checkpoint (the model that run fine-tuned)."""
+        scored = load_checkpoint(source, self.loaded.model)
+        if scored is None:
+            raise ForgetbenchError(f"eval_from={str(source)!r} has no checkpoint (keep_checkpoint=true keeps one)")
+        self.method.load_state_dict(scored.method)
+        where = f"inside step {scored.step + 1}" if scored.task else f"after step {scored.step}"
+        log.info(f"scoring the checkpoint of {source} ({where} of its stream)")
 
     def _resume_training(self, checkpoint: Checkpoint | None) -> int:
         """Restore the optimizer (and the progress inside a task); return the last completed step (-1: none)."""

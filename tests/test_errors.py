@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -129,8 +131,13 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(case, tmp_path, cache_dir
         assert "during step 1/3; nothing is kept yet (the rerun starts with the step-0 evaluation)" in line, line
     run_dir = tmp_path / "results" / "tiny_world" / "tiny_decoder-full-seed0"
     assert not [p for p in run_dir.rglob("*") if p.is_file() and (p.stat().st_size == 0 or ".tmp" in p.name)]
-    resume = shlex.split(line.split("resume with: ", 1)[1])  # run as printed
+    printed = line.split("resume with: ", 1)[1]
+    resume = shlex.split(printed)
     assert resume[:3] == ["python", "-m", "forgetbench"] and searchpath in resume
-    again = subprocess.run([sys.executable, *resume[1:]], cwd=ROOT, capture_output=True, text=True)
+    # run as printed, by a shell, with this environment's python first on the PATH
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    again = subprocess.run(
+        printed, shell=True, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PATH": path}
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert set(read_results(run_dir)["step"]) == {0, 1, 2, 3}

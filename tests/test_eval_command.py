@@ -1,4 +1,5 @@
-"""``forgetbench eval``: a model scored on its suite with no training, in the results' own layout."""
+"""``forgetbench eval``: a model, or a run's checkpoint, scored on its suite with no training, in the
+results' own layout."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from forgetbench.results import read_items, read_results
-from tests.conftest import ROOT, SMALL
+from tests.conftest import ROOT, SMALL, run_cli
 
 PATHS = ["paths.root_dir={root}", "paths.cache_dir={cache}"]
 
@@ -47,3 +50,44 @@ def test_eval_of_a_model_path_that_does_not_exist_is_one_line(tmp_path, cache_di
     [line] = [line for line in done.stderr.splitlines() if line.startswith("forgetbench: error:")]
     assert "model.path='/no/such/model' does not exist" in line
     assert not list((tmp_path / "results").rglob("results.parquet")) if (tmp_path / "results").exists() else True
+
+
+def test_eval_of_a_runs_checkpoint_scores_its_fine_tuned_model(tmp_path, cache_dir) -> None:
+    """``forgetbench eval RUN_DIR``: the run's fine-tuned weights (LoRA-wrapped, as its method built
+    them) scored at step 0 of a run of its own, which gives the items the training run gave after its
+    last step."""
+    trained = run_cli([*SMALL, "method=lora", "keep_checkpoint=true"], tmp_path, cache_dir)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    [source] = [p.parent for p in (tmp_path / "results").rglob("results.parquet")]
+    command = [sys.executable, "-m", "forgetbench", "eval", str(source)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = source.parent / f"{source.name}-eval"
+    assert set(read_results(run_dir)["step"]) == {0} and (run_dir / "report" / "report.md").exists()
+    before = read_items(source)
+    last = before[before["step"] == before["step"].max()]
+    keys = ["eval_task", "doc_id"]
+    scored = read_items(run_dir).merge(last, on=keys, suffixes=("", "_trained"))
+    assert len(scored) == len(last) > 0
+    assert (scored["response"] == scored["response_trained"]).all()  # generated items: the same text
+    scored = scored[scored["logliks"].map(len) > 0]  # items scored by log-likelihood: the same numbers
+    for row in scored.itertuples():  # the fine-tuned model's scores, not the base model's
+        assert list(row.logliks) == pytest.approx(list(row.logliks_trained), abs=1e-5)
+    base = scored.merge(before[before["step"] == 0], on=keys, suffixes=("", "_base"))
+    moved = [max(abs(a - b) for a, b in zip(r.logliks, r.logliks_base, strict=True)) for r in base.itertuples()]
+    assert len(moved) > 0 and max(moved) > 1e-3
+
+
+def test_eval_of_a_folder_that_is_not_a_run_or_has_no_checkpoint_is_one_line(tmp_path) -> None:
+    no_checkpoint = tmp_path / "finished-run"
+    (no_checkpoint / ".hydra").mkdir(parents=True)
+    (no_checkpoint / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    for folder, message in [
+        (tmp_path / "no-such-run", "is not a run directory (no .hydra/overrides.yaml)"),
+        (no_checkpoint, "has no checkpoint to score: a finished run keeps its fine-tuned model only with"),
+    ]:
+        command = [sys.executable, "-m", "forgetbench", "eval", str(folder)]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        [line] = [line for line in done.stderr.splitlines() if line.startswith("forgetbench: error:")]
+        assert message in line and str(folder) in line
