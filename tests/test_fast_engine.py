@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from forgetbench.evaluation.fast_engine import fast_lm_class
+from forgetbench.evaluation.fast_engine import FastLM
+from forgetbench.evaluation.hf_engine import QuietHFLM
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
-from forgetbench.evaluation.lm_eval_quirks import quiet_hflm_class
 from forgetbench.evaluation.shared_context import group_by_context
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import local_task_config, write_task_yaml
@@ -136,7 +136,7 @@ def _generation_requests(loaded: LoadedModel, n: int = 12):
 def _lm(engine: str, loaded: LoadedModel, budget: int = 16384):
     backend = "seq2seq" if loaded.model.config.is_encoder_decoder else "causal"
     kwargs = {"pretrained": loaded.model, "tokenizer": loaded.tokenizer, "backend": backend, "batch_size": 4}
-    lm = fast_lm_class()(token_budget=budget, **kwargs) if engine == "fast" else quiet_hflm_class()(**kwargs)
+    lm = FastLM(token_budget=budget, **kwargs) if engine == "fast" else QuietHFLM(**kwargs)
     lm.progress_bars = False
     return lm
 

@@ -4,8 +4,9 @@ Design choices, each for a reason:
 - The engine (``eval.engine``) answers lm-eval's requests for the model object and tokenizer we
   train, so no weights go to disk between steps; the causal or seq2seq backend follows the
   model's config. ``fast`` (:mod:`.fast_engine`) builds each task's requests once per run and
-  shares contexts between their continuations; ``lm_eval`` is lm-eval's own HF backend (HFLM)
-  as it is, the reference the fast engine is tested against.
+  shares contexts between their continuations; ``lm_eval`` (:mod:`.hf_engine`) is lm-eval's own
+  HF backend (HFLM) as it is, the reference the fast engine is tested against. The choice is read
+  in one place (``_engine``); both engines answer ``prepare_task`` and ``reset_times``.
 - The TaskManager is built once per run (indexing task folders is slow).
 - lm-eval's request cache is never used: its key ignores the weights, so it
   would return step 0's answers at every later step.
@@ -16,8 +17,8 @@ Design choices, each for a reason:
 - Stream tasks arrive as data (held-out rows and a scoring kind); their task YAMLs are
   written here, into a folder that lives as long as the bridge, and loaded by path.
 - lm-eval's per-request progress bars show on an interactive terminal only; redirected
-  output (log files, Slurm) gets one line per eval task instead (:mod:`.lm_eval_quirks`, with
-  the run stamps switched off there too).
+  output (log files, Slurm) gets one line per eval task instead (:class:`.hf_engine.QuietHFLM`;
+  the run stamps are switched off in :mod:`.lm_eval_quirks`).
 - What lm-eval returns is read into score rows and item rows by :mod:`.lm_eval_output`.
 """
 
@@ -41,11 +42,9 @@ from transformers import PreTrainedTokenizerBase
 
 from forgetbench.chat import available_template, template_in_force
 from forgetbench.errors import ForgetbenchError
-from forgetbench.evaluation.fast_engine import fast_lm_class
 from forgetbench.evaluation.lm_eval_output import Evaluation, item_rows, task_scores
 from forgetbench.evaluation.lm_eval_quirks import (
     no_bootstrap_pool,
-    quiet_hflm_class,
     silence_in_memory_model_warnings,
     silence_run_stamps,
 )
@@ -137,7 +136,6 @@ class LmEvalBridge:
             self.entries.append(self._turn_end_entry(folder, tokenizer, suite.turn_end))
         self._lm = None  # one HFLM per model object: it holds a reference, training updates it in place
         self._built: dict[int, object] = {}  # built lm-eval Task/Group per entry: data loaded once per run
-        self._build_seconds = 0.0  # building requests since the last evaluation's time line
         self.last_times: tuple[float, float, float] | None = None  # fast engine: prepare, model, score seconds
 
     @staticmethod
@@ -203,6 +201,9 @@ class LmEvalBridge:
             for index, entry in enumerate(self.entries, start=1):
                 start = time.perf_counter()
                 model = routed_lm_class()(lm, router, loaded, entry.stream_task) if router else lm
+                built = self._built_task(index, entry)
+                for task in _leaf_tasks(built):
+                    lm.prepare_task(task)
                 with (
                     context(loaded.model, entry.name, entry.stream_task) if context else contextlib.nullcontext(),
                     datasets_from(self.suite.mirror),
@@ -210,7 +211,7 @@ class LmEvalBridge:
                 ):
                     out = simple_evaluate(
                         model=model,
-                        tasks=[self._built_task(index, entry)],
+                        tasks=[built],
                         num_fewshot=entry.shots,
                         task_manager=self.task_manager,
                         limit=entry.limit,
@@ -234,16 +235,16 @@ class LmEvalBridge:
                 log.info(f"[{label}] eval {index}/{len(self.entries)} {entry.name}: {main} ({seconds:.1f}s)")
         finally:
             loaded.model.train()
-        if self.suite.engine == "fast":
-            self._log_times(label, time.perf_counter() - evaluation_start)
+        self._log_times(lm, label, time.perf_counter() - evaluation_start)
         return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
 
-    def _log_times(self, label: str, seconds: float) -> None:
-        """How one evaluation's time split: preparing requests, the model, scoring (lm-eval's
-        metrics and everything else)."""
-        times = self._lm.reset_times()
-        prepare = times.prepare + self._build_seconds
-        self._build_seconds = 0.0
+    def _log_times(self, lm, label: str, seconds: float) -> None:
+        """How one evaluation's time split, when the engine says: preparing requests, the model,
+        scoring (lm-eval's metrics and everything else)."""
+        times = lm.reset_times()
+        if times is None:
+            return
+        prepare = times.prepare
         score = max(seconds - prepare - times.model, 0.0)
         self.last_times = (prepare, times.model, score)
         log.info(f"[{label}] eval {seconds:.1f}s: prepare {prepare:.1f}s, model {times.model:.1f}s, score {score:.1f}s")
@@ -263,41 +264,26 @@ class LmEvalBridge:
         if index not in self._built:
             loaded = self.task_manager.load([entry.spec])
             self._built[index] = loaded["groups"].get(entry.name) or loaded["tasks"].get(entry.name) or entry.spec
-            if self.suite.engine == "fast":
-                for task in _leaf_tasks(self._built[index]):
-                    self._build_requests_once(task)
         return self._built[index]
-
-    def _build_requests_once(self, task) -> None:
-        """The task's requests (documents, prompts, few-shot contexts) are built at its first
-        evaluation and reused, answers cleared, at every later one: they do not depend on the
-        weights. lm-eval's evaluator rebuilds them on every call and has no option to keep them
-        in memory (its ``cache_requests`` pickles them to disk and reloads them each time), so the
-        task's ``build_all_requests`` is replaced on this one object."""
-        build = task.build_all_requests
-
-        def build_once(**kwargs) -> None:
-            if getattr(task, "_instances", None) is not None:
-                for instance in task.instances:  # new containers: earlier samples keep theirs
-                    instance.resps, instance.filtered_resps = [], {}
-                return
-            start = time.perf_counter()
-            build(**kwargs)
-            self._build_seconds += time.perf_counter() - start
-
-        task.build_all_requests = build_once
 
     def _wrap(self, loaded: LoadedModel):
         if self._lm is None or self._lm.model is not loaded.model:
             backend = "seq2seq" if loaded.model.config.is_encoder_decoder else "causal"
             kwargs = {"pretrained": loaded.model, "tokenizer": loaded.tokenizer, "backend": backend}
-            kwargs["batch_size"] = self.suite.batch_size
-            if self.suite.engine == "fast":
-                self._lm = fast_lm_class()(token_budget=self.suite.token_budget, **kwargs)
-            else:
-                self._lm = quiet_hflm_class()(**kwargs)
+            self._lm = self._engine(batch_size=self.suite.batch_size, **kwargs)
         self._lm.progress_bars = sys.stderr.isatty()
         return self._lm
+
+    def _engine(self, **kwargs):
+        """The engine ``eval.engine`` names, for the model in ``kwargs`` (HFLM's arguments): the one
+        place the choice is read (each engine module imports lm-eval, so it is imported here)."""
+        if self.suite.engine == "fast":
+            from forgetbench.evaluation.fast_engine import FastLM
+
+            return FastLM(token_budget=self.suite.token_budget, **kwargs)
+        from forgetbench.evaluation.hf_engine import QuietHFLM
+
+        return QuietHFLM(**kwargs)
 
 
 def _with_routes(items: pd.DataFrame, decisions: dict[tuple[str, int], str]) -> pd.DataFrame:

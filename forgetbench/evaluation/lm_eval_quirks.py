@@ -1,11 +1,10 @@
 """lm-eval behaviours forgetbench switches off, each where lm-eval offers no option for it:
-the run stamps its evaluator adds to every result, HFLM's progress bars in log files, its two warnings
-about the in-memory model forgetbench hands it on purpose; and the process pool of its bootstrap,
-through the switch lm-eval does offer."""
+the run stamps its evaluator adds to every result, HFLM's two warnings about the in-memory model
+forgetbench hands it on purpose; and the process pool of its bootstrap, through the switch lm-eval
+does offer. (HFLM's progress bars in log files: :class:`.hf_engine.QuietHFLM`.)"""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 
@@ -59,28 +58,3 @@ def silence_run_stamps() -> None:
 
     lm_eval.evaluator.get_git_commit_hash = _no_git_hash
     lm_eval.evaluator.add_env_info = _no_env_info
-
-
-@functools.cache
-def quiet_hflm_class():
-    """lm-eval's HFLM, its progress bars shown only when stderr is a terminal.
-
-    Its request methods take ``disable_tqdm``, but lm-eval's evaluator never passes it and
-    each bar is built with an explicit ``disable=``, so neither TQDM_DISABLE nor any option
-    reaches them; passing the flag in these three methods is the narrowest way.
-    """
-    from lm_eval.models.huggingface import HFLM
-
-    class QuietableHFLM(HFLM):
-        progress_bars = True
-
-        def loglikelihood(self, requests, disable_tqdm: bool = False):
-            return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
-
-        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
-
-        def generate_until(self, requests, disable_tqdm: bool = False):
-            return super().generate_until(requests, disable_tqdm=disable_tqdm or not self.progress_bars)
-
-    return QuietableHFLM
