@@ -138,7 +138,7 @@ def tiny_world_case(arch: str):
     """The default experiment's suite, stream and pretrained model for ``arch``."""
     from hydra import compose, initialize_config_dir
 
-    from forgetbench.runner import build, load_stream
+    from forgetbench.assembly import build, load_stream
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"model=tiny_{arch}"])
@@ -225,7 +225,7 @@ def smollm2_mmlu_case(per_subject: int, device: torch.device, budget: int, table
     each by both engines (one evaluation each); a cloze row gets its time over the letters row's."""
     from hydra import compose, initialize_config_dir
 
-    from forgetbench.runner import build
+    from forgetbench.assembly import build
 
     overrides = ["model=smollm2_135m_instruct", "eval=mmlu_offline", f"eval.limit={per_subject}"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

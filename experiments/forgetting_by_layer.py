@@ -35,10 +35,10 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from forgetbench.assembly import build  # noqa: E402
 from forgetbench.checkpoint import load_checkpoint  # noqa: E402
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge  # noqa: E402
 from forgetbench.preflight import compose_config  # noqa: E402
-from forgetbench.runner import build  # noqa: E402
 
 QV = "method=lora train.lr=3e-4"
 ALL_LINEAR = QV + " method.lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"

@@ -29,8 +29,8 @@ from dataclasses import replace
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-from forgetbench.packing import forward_inputs, isolation, split_step
 from forgetbench.training import TrainConfig, autocast, build_optimizer, compiled, lm_loss
+from forgetbench.training.packing import forward_inputs, isolation, split_step
 
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s, by device name
 SHAPES = {  # name: (config, micro-batch of its model config)

@@ -77,8 +77,8 @@ def _record_config(cfg: DictConfig, run_dir: Path) -> None:
 def _accept(cfg: DictConfig, run_dir: Path, trackers) -> None:
     """The run passed every check: its config is recorded, its log file written from here on, and
     its trackers started (a resumed run continues its tracked run)."""
+    from forgetbench.assembly import config_hash
     from forgetbench.loggers import RunInfo
-    from forgetbench.runner import config_hash
 
     _record_config(cfg, run_dir)
     accept_run_log()

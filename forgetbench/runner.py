@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -26,18 +25,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from forgetbench.chat import chat_setting_key
+from forgetbench.assembly import build, config_hash, load_stream
 from forgetbench.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from forgetbench.distributed import Processes
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.evaluation.lm_eval_output import Evaluation
 from forgetbench.hardware import available_cores, cpu_threads, resolve_device
-from forgetbench.hashing import stable_hash
 from forgetbench.loggers import Tracker, Trackers
 from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table, primary_scores
@@ -45,18 +41,13 @@ from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
 from forgetbench.run_log import accept_run_log
 from forgetbench.stopping import requested_stop
-from forgetbench.streams.base import BringsGeneralText, StreamTask
+from forgetbench.streams.base import BringsGeneralText
 from forgetbench.training import StepStats, TaskProgress, build_optimizer, train_on_task
-from forgetbench.validation import InvalidValue, Seed, check_value
+from forgetbench.validation import Seed, check_value
 
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
-# where results go and what runs them, not what they are (device and threads change only floating-point rounding)
-# (nor does the number of processes or how they split the model: `distributed` keeps the effective batch)
-# (and the judge is hashed where a suite uses it, as eval.judge)
-# (nor where it is tracked: `logger`)
-UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed", "judge", "logger")
 
 
 def seed_everything(seed: int) -> None:
@@ -65,43 +56,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds every CUDA device too
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """A hash of what determines the results: every path is masked before resolving, so
-    values interpolated from ``paths`` (cache dirs, the Hub mirror) do not change it."""
-    masked = OmegaConf.to_container(cfg, resolve=False)
-    masked["paths"] = {key: f"<paths.{key}>" for key in cfg.paths}
-    masked["train"].pop("checkpoint_every_minutes", None)  # when to checkpoint changes no result
-    masked["eval"].pop("token_budget", None)  # nor how the fast engine batches (tests/test_fast_engine.py)
-    if "chat_template" in masked["model"]:  # a template file by its content: what renders the examples
-        masked["model"]["chat_template"] = chat_setting_key(str(masked["model"]["chat_template"]))
-    resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)
-    return stable_hash({k: v for k, v in resolved.items() if k not in UNHASHED_KEYS})
-
-
-def build(node: DictConfig, group: str):
-    """Instantiate one config group's ``_target_``, turning its errors into one-line ones."""
-    log.info(f"instantiating {group}: <{node._target_}>")
-    try:
-        return instantiate(node, _convert_="all")
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, InvalidValue):  # named from the config's root, also in a nested node
-            where = re.search(r"full_key: (\S+)\s*$", str(err))
-            raise cause.within(where[1] if where else group) from None
-        if isinstance(cause, ForgetbenchError):
-            raise cause from None
-        raise ForgetbenchError(f"{group} config is invalid: {cause or err}".splitlines()[0]) from err
-
-
-def load_stream(cfg: DictConfig, tokenizer, source=None) -> list[StreamTask]:
-    """The stream's tasks, read and checked (``tokenizer``: the model's, for token-count filters;
-    ``source``: the stream object already built from ``cfg.stream``)."""
-    stream = (source or build(cfg.stream, "stream")).load(tokenizer)
-    if not stream:
-        raise ForgetbenchError(f"stream.tasks={list(cfg.stream.tasks)} leaves no task to train on; name at least one")
-    return stream
 
 
 class Recipe:

@@ -18,7 +18,7 @@ def run_subcommand(argv: list[str]) -> None:
         from forgetbench.reporting.cli import main as report_main
 
         sys.exit(report_main(argv[1:]))
-    from forgetbench.data.check import main as data_check_main
+    from forgetbench.data_check import main as data_check_main
 
     sys.exit(data_check_main(argv[1:]))
 

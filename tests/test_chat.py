@@ -9,15 +9,15 @@ import pytest
 import torch
 from datasets import Dataset
 
-from forgetbench import packing
 from forgetbench.chat import IGNORE, apply_chat_setting, chat_example, chat_setting_key
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.jsonl import write_jsonl
 from forgetbench.models import LoadedModel
-from forgetbench.streams.base import StreamTask, local_stream_task, with_system_prompt
-from forgetbench.training import TrainConfig, tokenize_pairs, train_on_task
+from forgetbench.stream_records import StreamTask
+from forgetbench.streams.base import local_stream_task, with_system_prompt
+from forgetbench.training import TrainConfig, packing, tokenize_pairs, train_on_task
 from tests.conftest import SMALL, run_cli
 from tests.helpers import tiny_model
 

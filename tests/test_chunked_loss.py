@@ -6,9 +6,9 @@ import pytest
 import torch
 from datasets import Dataset
 
-from forgetbench.chunked_loss import chunked_lm_loss
 from forgetbench.errors import ForgetbenchError
 from forgetbench.training import TrainConfig, make_loader
+from forgetbench.training.chunked_loss import chunked_lm_loss
 from tests.helpers import tiny_model
 
 TEXTS = ["the cat sat on the mat", "a dog ran in the park", "birds sing at dawn", "rain falls on the roof"]

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from forgetbench.assembly import build
 from forgetbench.evaluation.fast_engine import FastLM
 from forgetbench.evaluation.hf_engine import QuietHFLM
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
@@ -19,7 +20,6 @@ from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.task_configs import local_task_config, write_task_yaml
 from forgetbench.jsonl import write_jsonl
 from forgetbench.models import LoadedModel
-from forgetbench.runner import build
 from tests.conftest import compose
 from tests.helpers import continuations_padded_per_batch, tiny_model
 
@@ -266,7 +266,7 @@ def test_shared_prefix_fraction_counts_the_prefix_tree() -> None:
 
 def test_the_engine_is_in_the_config_hash_and_the_token_budget_is_not() -> None:
     """Rows record which engine scored them (through the config hash); the budget changes no result."""
-    from forgetbench.runner import config_hash
+    from forgetbench.assembly import config_hash
 
     fast = config_hash(compose(["eval.engine=fast"]))
     assert config_hash(compose(["eval.engine=lm_eval"])) != fast

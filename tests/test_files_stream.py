@@ -265,7 +265,7 @@ def test_acc_norm_is_lm_evals_on_the_same_log_likelihoods(tmp_path):
 
 def test_data_check_warns_of_a_literal_backslash_n():
     """A ``\\n`` typed in a shell override is two characters; data-check says so and how to type a newline."""
-    from forgetbench.data.check import _literal_newlines
+    from forgetbench.data_check import _literal_newlines
 
     [warning] = _literal_newlines([("Q: where\\nA:", "x"), ("Q: where\nA:", "y")])
     assert "1 rows hold a literal backslash-n" in warning and "$'" in warning

@@ -7,7 +7,7 @@ import pytest
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.task_configs import stream_task_config
 from forgetbench.jsonl import write_jsonl
-from forgetbench.streams.base import Scoring
+from forgetbench.stream_records import Scoring
 from forgetbench.streams.hub import HubStream
 
 # GEM/wiki_auto_asset_turk's columns, a few hand-written rows

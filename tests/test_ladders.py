@@ -66,7 +66,7 @@ def test_bloomz_1b_runs_its_own_suite_from_the_mirror(hub_mirror, tmp_path, cach
 
 
 def test_mirror_paths_do_not_change_the_config_hash() -> None:
-    from forgetbench.runner import config_hash
+    from forgetbench.assembly import config_hash
     from tests.conftest import compose
 
     plain = compose(["experiment=bloomz_1b"])

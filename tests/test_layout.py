@@ -1,18 +1,21 @@
 """One home for each job: the import graph of forgetbench, read from the source (no import, no subprocess).
 
-Layers, lowest first; a module imports only from its own layer or below, and the graph has no cycle:
+Layers, lowest first; a module imports only from its own layer or below, the graph has no cycle, and
+neither has the graph of folders (sub-packages):
 
-- foundation: errors, hashing, jsonl, hub_mirror, optim, hardware (device, CPU threads), stopping (signals),
+- foundation: errors, hashing, jsonl, hub_mirror, hardware (device, CPU threads), stopping (signals),
   resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory), run_log (the
   run's log file, written once the run is accepted), distributed
   (the processes of a multi-GPU run: DDP, FSDP)
-- data: the results table, model loading and its chat template (``chat``), checkpoints, streams (data
-  only), users' table files and templates
+- data: the results table, what a stream hands over (``stream_records``), model loading and its chat
+  template (``chat``), checkpoints, streams (data only; the tiny world's streams live in ``tiny``), users'
+  table files and templates
   (``data``), the tiny world's generators (its post-training stages' data among them), refusal judges
-- engines: the training loop (its chunked loss and packing), evaluation (the one door to lm-eval), metrics
+- engines: training (the loop, its chunked loss, packing and optimizer), evaluation (the one door to lm-eval), metrics
 - plug-ins: methods, the tiny world's model and suite factories, the memory tracer, experiment trackers
   (``loggers``)
-- recipe and reporting: the runner (one run) and reporting (across runs), neither importing the other
+- recipe and reporting: assembling a run from its config (``assembly``), the runner (one run) and reporting
+  (across runs), neither of the last two importing the other
 - entry points: ``python -m forgetbench``, the console script, the command-line preflight and ``data-check``
 """
 
@@ -31,7 +34,6 @@ LAYERS = [
         "hashing",
         "jsonl",
         "hub_mirror",
-        "optim",
         "hardware",
         "stopping",
         "resolvers",
@@ -42,6 +44,7 @@ LAYERS = [
     ],
     [
         "results",
+        "stream_records",
         "models",
         "chat",
         "checkpoint",
@@ -54,12 +57,14 @@ LAYERS = [
         "tiny.objectives",
         "tiny.post_training",
         "tiny.styles",
+        "tiny.world_stream",
+        "tiny.styles_stream",
         "judges",
     ],
-    ["training", "chunked_loss", "packing", "evaluation", "metrics"],
+    ["training", "evaluation", "metrics"],
     ["methods", "routing", "tiny.model", "tiny.suite", "memory", "loggers"],
-    ["runner", "reporting"],
-    ["__main__", "cli", "subcommands", "preflight", "data.check", "data.__main__"],
+    ["assembly", "runner", "reporting"],
+    ["__main__", "cli", "subcommands", "preflight", "data_check"],
 ]
 
 
@@ -132,6 +137,40 @@ def test_no_import_points_up_a_layer(module: str) -> None:
 def test_no_import_cycle() -> None:
     cycles = sorted(m for m in GRAPH if m in _closure(m))
     assert not cycles, f"modules on an import cycle: {cycles}"
+
+
+def _folder(module: str) -> str:
+    """The folder (sub-package) a module lives in, or the module itself at the top of the package."""
+    return module.split(".")[0]
+
+
+FOLDER_GRAPH = {
+    folder: {_folder(d) for m, deps in GRAPH.items() if m and _folder(m) == folder for d in deps} - {folder}
+    for folder in {_folder(m) for m in MODULES if m}
+}
+
+
+def test_no_folder_loop() -> None:
+    """Folders follow the layers: no folder imports one that imports it back (directly or not), so
+    each folder can be read, moved or replaced as a unit."""
+
+    def reach(folder: str) -> set[str]:
+        seen, todo = set(), [folder]
+        while todo:
+            for dependency in FOLDER_GRAPH[todo.pop()] - seen:
+                seen.add(dependency)
+                todo.append(dependency)
+        return seen
+
+    loops = {
+        f"{a} -> {b}": sorted(
+            f"{m} -> {d}" for m, deps in GRAPH.items() if _folder(m) == a for d in deps if _folder(d) == b
+        )
+        for a in FOLDER_GRAPH
+        for b in FOLDER_GRAPH[a]
+        if a in reach(b)
+    }
+    assert not loops, f"folders importing each other: {loops}"
 
 
 def test_evaluation_never_imports_the_tiny_world() -> None:

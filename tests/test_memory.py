@@ -10,8 +10,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.memory import traced_training_peak
-from forgetbench.optim import StochasticRoundingAdamW, stochastic_round_to_bf16
 from forgetbench.training import TrainConfig
+from forgetbench.training.optim import StochasticRoundingAdamW, stochastic_round_to_bf16
 from tests.conftest import compose
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from forgetbench.assembly import build
 from forgetbench.evaluation.lm_eval_bridge import _task_manager
 from forgetbench.evaluation.mmlu_offline import (
     CATEGORIES,
@@ -18,7 +19,6 @@ from forgetbench.evaluation.mmlu_offline import (
     task_name,
     write_tasks,
 )
-from forgetbench.runner import build
 from tests.conftest import compose
 
 PER_SUBJECT = 20

@@ -43,15 +43,11 @@ def draft_model(tmp_path_factory):
 
 
 def _data_check(args: list[str], cache, console_script: bool = False) -> subprocess.CompletedProcess:
-    """``python -m forgetbench.data ARGS``, or the console script's ``forgetbench data-check ARGS``."""
+    """``python -m forgetbench data-check ARGS``, or the console script's ``forgetbench data-check ARGS``."""
     program = (
         [str(Path(sys.executable).parent / "forgetbench"), "data-check"]
         if console_script
-        else [
-            sys.executable,
-            "-m",
-            "forgetbench.data",
-        ]
+        else [sys.executable, "-m", "forgetbench", "data-check"]
     )
     command = [*program, f"paths.cache_dir={cache}", *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -10,8 +10,8 @@ from datasets import Dataset
 from torch.nn import functional as F
 
 from forgetbench.errors import ForgetbenchError
-from forgetbench.packing import IGNORE, forward_inputs, isolation, pack_rows, split_step
 from forgetbench.training import TrainConfig, tokenize_pairs, train_on_task
+from forgetbench.training.packing import IGNORE, forward_inputs, isolation, pack_rows, split_step
 from tests.helpers import tiny_model
 
 WORDS = "the cat sat on a mat while dog ran in park birds sing at dawn rain falls roof".split()

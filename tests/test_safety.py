@@ -14,6 +14,7 @@ import torch
 from hydra.utils import instantiate
 from transformers import BertConfig, BertForSequenceClassification
 
+from forgetbench.assembly import build
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.judges import judge_from_spec, judge_spec
@@ -21,7 +22,6 @@ from forgetbench.judges.classifier import ClassifierJudge
 from forgetbench.metrics import forgetting_table
 from forgetbench.reporting.render import mark_best
 from forgetbench.reporting.summary import task_table
-from forgetbench.runner import build
 from forgetbench.tiny.model import SHIPPED_DIR
 from forgetbench.tiny.post_training import REFUSAL, STAGE_WORDS, safety_eval_rows, stage_rows
 from forgetbench.tiny.tokenizer import build_word_tokenizer, extend_word_tokenizer

@@ -12,6 +12,7 @@ import pytest
 import torch
 from datasets import Dataset
 
+from forgetbench.assembly import build
 from forgetbench.chat import chat_example
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
@@ -19,7 +20,6 @@ from forgetbench.evaluation.mmlu_offline import round_robin, shipped_items, writ
 from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.evaluation.xstest import xstest_rows
 from forgetbench.models import PretrainedModel, package_folder
-from forgetbench.runner import build
 from forgetbench.training import TrainConfig, train_on_task
 from tests.conftest import compose, run_cli
 from tests.helpers import continuations_padded_per_batch, direct_logliks

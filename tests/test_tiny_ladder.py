@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
+from forgetbench.assembly import build
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.reporting.figures import fg_by_size
-from forgetbench.runner import build
 from forgetbench.tiny.model import SHIPPED_DIR
 from tests.conftest import compose, run_cli
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from forgetbench.assembly import build
 from forgetbench.errors import ForgetbenchError
-from forgetbench.runner import Recipe, build
+from forgetbench.runner import Recipe
 from forgetbench.streams.local import local_stream_task
 from tests.conftest import SMALL, compose, run_cli
 from tests.test_configs import EXPERIMENTS

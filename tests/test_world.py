@@ -92,7 +92,7 @@ def test_materialize_is_cached_and_complete(tmp_path) -> None:
 def test_the_stream_scores_validation_items_when_asked_and_brings_its_general_text(tmp_path) -> None:
     from forgetbench.streams.base import BringsGeneralText
     from forgetbench.streams.local import LocalStream
-    from forgetbench.streams.tiny_world import TinyWorldStream
+    from forgetbench.tiny.world_stream import TinyWorldStream
 
     files = materialize_world(SPEC, tmp_path)
     test_run = TinyWorldStream("tiny_world", SPEC, str(tmp_path), tasks=["count"]).load()

@@ -30,7 +30,7 @@ from transformers import PreTrainedTokenizerBase
 from forgetbench.data.tables import TableFile, read_tables
 from forgetbench.data.templates import RowError, RowTemplate
 from forgetbench.errors import ForgetbenchError
-from forgetbench.streams.base import Scoring
+from forgetbench.stream_records import Scoring
 from forgetbench.validation import InvalidValue, NonNegative, Positive, check_fields
 
 BUILT_IN_METRICS = ("exact_match", "rouge_l")
@@ -56,7 +56,7 @@ class PreparedTask:
     Attributes:
         name: the task's name.
         train: rows to train on (prompt, response; empty when every row is held out).
-        held_out: rows to score, in the layout of :class:`forgetbench.streams.base.Scoring`'s kind.
+        held_out: rows to score, in the layout of :class:`forgetbench.stream_records.Scoring`'s kind.
         dropped: rows each filter removed, in filter order.
         examples: the first rendered rows (train first), for ``data-check``.
     """

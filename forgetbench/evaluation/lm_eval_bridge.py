@@ -62,7 +62,7 @@ from forgetbench.evaluation.task_configs import (
 from forgetbench.hub_mirror import datasets_from
 from forgetbench.models import LoadedModel
 from forgetbench.stopping import raise_if_stopped
-from forgetbench.streams.base import StreamTask
+from forgetbench.stream_records import StreamTask
 
 log = logging.getLogger(__name__)
 

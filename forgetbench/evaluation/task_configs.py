@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from forgetbench.jsonl import write_jsonl
-from forgetbench.streams.base import Scoring, StreamTask
+from forgetbench.stream_records import Scoring, StreamTask
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 GENERATION_METRICS = ("rouge_l", "exact_match")  # what _generation.yaml lists

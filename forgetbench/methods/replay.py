@@ -23,7 +23,8 @@ from typing import ClassVar
 from datasets import Dataset
 
 from forgetbench.methods.base import Method, TaskContext
-from forgetbench.streams.base import PAIR_COLUMNS, SYSTEM_COLUMN, read_rows, require_columns, training_rows
+from forgetbench.stream_records import PAIR_COLUMNS, SYSTEM_COLUMN
+from forgetbench.streams.base import read_rows, require_columns, training_rows
 from forgetbench.validation import NonNegative, Probability
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from transformers import PreTrainedTokenizerBase
 
 from forgetbench.data.file_task import FileTask, file_tasks
-from forgetbench.streams.base import StreamTask, apply_order, with_system_prompt
+from forgetbench.stream_records import StreamTask
+from forgetbench.streams.base import apply_order, with_system_prompt
 from forgetbench.validation import Positive, check_fields
 
 

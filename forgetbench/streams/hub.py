@@ -27,7 +27,8 @@ from forgetbench.errors import ForgetbenchError
 from forgetbench.hashing import stable_hash
 from forgetbench.hub_mirror import local_copy
 from forgetbench.jsonl import write_jsonl
-from forgetbench.streams.base import PAIR_COLUMNS, Scoring, StreamTask, apply_order, with_system_prompt
+from forgetbench.stream_records import PAIR_COLUMNS, Scoring, StreamTask
+from forgetbench.streams.base import apply_order, with_system_prompt
 from forgetbench.validation import Positive, check_fields
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from forgetbench.streams.base import StreamTask, apply_order, local_stream_task, with_system_prompt
+from forgetbench.stream_records import StreamTask
+from forgetbench.streams.base import apply_order, local_stream_task, with_system_prompt
 from forgetbench.validation import Positive, check_fields
 
 

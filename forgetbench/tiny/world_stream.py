@@ -9,7 +9,8 @@ from datasets import Dataset
 
 from forgetbench.errors import ForgetbenchError
 from forgetbench.jsonl import read_jsonl
-from forgetbench.streams.base import StreamTask, apply_order, local_stream_task, with_system_prompt
+from forgetbench.stream_records import StreamTask
+from forgetbench.streams.base import apply_order, local_stream_task, with_system_prompt
 from forgetbench.tiny.files import materialize_world
 from forgetbench.tiny.post_training import stage_rows
 from forgetbench.tiny.stream_tasks import STREAM_TASKS

@@ -25,14 +25,13 @@ from datasets import Dataset
 from torch.distributed.tensor import DTensor
 from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
-from forgetbench import packing
 from forgetbench.chat import chat_example
-from forgetbench.chunked_loss import chunked_lm_loss
 from forgetbench.distributed import Processes
 from forgetbench.errors import ForgetbenchError, RunStopped, TrainingDiverged
-from forgetbench.optim import StochasticRoundingAdamW
-from forgetbench.packing import MicroBatch
 from forgetbench.stopping import requested_stop, stops_deferred
+from forgetbench.training.chunked_loss import chunked_lm_loss
+from forgetbench.training.optim import StochasticRoundingAdamW
+from forgetbench.training.packing import MicroBatch, forward_inputs, isolation, split_step
 from forgetbench.validation import InvalidValue, NonNegative, NonNegativeFloat, Positive, PositiveFloat, check_fields
 
 log = logging.getLogger(__name__)
@@ -59,14 +58,14 @@ class TrainConfig:
         reset_optimizer: a fresh optimizer per task (as in Luo et al. 2023).
         autocast: run forward passes under torch.autocast in this dtype ("bfloat16"), with the
             weights and optimizer states in the model's own dtype (null: no autocast). Weights
-            in bf16 train with :class:`~forgetbench.optim.StochasticRoundingAdamW`.
+            in bf16 train with :class:`~forgetbench.training.optim.StochasticRoundingAdamW`.
         fused_loss: apply the output layer and the cross-entropy in chunks of tokens, recomputed in
-            the backward pass (``forgetbench.chunked_loss``): no micro-batch holds its full logits
+            the backward pass (``forgetbench.training.chunked_loss``): no micro-batch holds its full logits
             (8.2 GB in fp32 for 16 × 512 tokens of BLOOM's 250,880-word vocabulary). Same loss.
         compile: run the forward passes through ``torch.compile`` (compiled once per model and
             reused by every task; a new padded length may recompile, then shapes are marked dynamic).
         packing: fill rows of ``max_length`` tokens with whole examples, each attending only to
-            itself (``forgetbench.packing``); a step still trains on batch_size × grad_accum
+            itself (``forgetbench.training.packing``); a step still trains on batch_size × grad_accum
             examples, in rows of up to ``batch_size`` rows a micro-batch, and its loss is the mean
             over the step's labelled tokens. Off: padded micro-batches of ``batch_size`` examples,
             the loss a mean of micro-batch means.
@@ -186,7 +185,7 @@ def step_batches(
     draws = _endless(make_loader(examples, tokenizer, model, config, config.batch_size, seed, collate=list))
     while True:
         step = [example for _ in range(config.grad_accum) for example in next(draws)]
-        yield packing.split_step(
+        yield split_step(
             step, family, config.max_length, config.batch_size, tokenizer.pad_token_id, start_id, processes.world_size
         )
 
@@ -286,7 +285,7 @@ def train_on_task(
             "holds only its shard; set train.fused_loss=false under distributed=fsdp"
         )
     device = next(model.parameters()).device
-    family = packing.isolation(model, processes.world_size) if config.packing else None
+    family = isolation(model, processes.world_size) if config.packing else None
     steps = step_batches(examples, tokenizer, model, config, seed, processes, family)
     total = config.total_steps(len(examples))
     if not config.packing:
@@ -381,7 +380,7 @@ def _restore(
 
 def _model_inputs(model: PreTrainedModel, batch: dict, family: str | None):
     """The forward pass's inputs: a padded batch as it is, a packed one with its family's isolation."""
-    return contextlib.nullcontext(batch) if family is None else packing.forward_inputs(model, batch, family)
+    return contextlib.nullcontext(batch) if family is None else forward_inputs(model, batch, family)
 
 
 def autocast(device: torch.device, dtype: str | None):

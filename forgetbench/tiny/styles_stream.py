@@ -8,7 +8,8 @@ from typing import Literal
 from datasets import Dataset
 
 from forgetbench.jsonl import read_jsonl
-from forgetbench.streams.base import Scoring, StreamTask, apply_order, with_system_prompt
+from forgetbench.stream_records import Scoring, StreamTask
+from forgetbench.streams.base import apply_order, with_system_prompt
 from forgetbench.tiny.files import materialize_world
 from forgetbench.tiny.styles import METRICS, STYLES, style_rows
 from forgetbench.tiny.world import WorldSpec, build_world

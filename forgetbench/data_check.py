@@ -14,12 +14,12 @@ import sys
 import numpy as np
 from omegaconf import DictConfig
 
+from forgetbench.assembly import build, load_stream
 from forgetbench.data.file_task import token_count
 from forgetbench.errors import ForgetbenchError
 from forgetbench.preflight import command_line_error, compose_config
 from forgetbench.resolvers import register_resolvers
-from forgetbench.runner import build, load_stream
-from forgetbench.streams.base import StreamTask
+from forgetbench.stream_records import StreamTask
 
 EXAMPLES = 3
 

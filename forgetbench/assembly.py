@@ -1,0 +1,64 @@
+"""Turning the composed config into objects, and naming what it determines: each config group's
+``_target_`` instantiated with one-line errors (``build``), the stream read and checked
+(``load_stream``), and the hash of everything that changes results (``config_hash``). The runner
+and ``forgetbench data-check`` both assemble a run this way, so it lives below both."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from forgetbench.chat import chat_setting_key
+from forgetbench.errors import ForgetbenchError
+from forgetbench.hashing import stable_hash
+from forgetbench.stream_records import StreamTask
+from forgetbench.validation import InvalidValue
+
+log = logging.getLogger(__name__)
+
+# where results go and what runs them, not what they are (device and threads change only floating-point rounding)
+# (nor does the number of processes or how they split the model: `distributed` keeps the effective batch)
+# (and the judge is hashed where a suite uses it, as eval.judge)
+# (nor where it is tracked: `logger`)
+UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed", "judge", "logger")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A hash of what determines the results: every path is masked before resolving, so
+    values interpolated from ``paths`` (cache dirs, the Hub mirror) do not change it."""
+    masked = OmegaConf.to_container(cfg, resolve=False)
+    masked["paths"] = {key: f"<paths.{key}>" for key in cfg.paths}
+    masked["train"].pop("checkpoint_every_minutes", None)  # when to checkpoint changes no result
+    masked["eval"].pop("token_budget", None)  # nor how the fast engine batches (tests/test_fast_engine.py)
+    if "chat_template" in masked["model"]:  # a template file by its content: what renders the examples
+        masked["model"]["chat_template"] = chat_setting_key(str(masked["model"]["chat_template"]))
+    resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)
+    return stable_hash({k: v for k, v in resolved.items() if k not in UNHASHED_KEYS})
+
+
+def build(node: DictConfig, group: str):
+    """Instantiate one config group's ``_target_``, turning its errors into one-line ones."""
+    log.info(f"instantiating {group}: <{node._target_}>")
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, InvalidValue):  # named from the config's root, also in a nested node
+            where = re.search(r"full_key: (\S+)\s*$", str(err))
+            raise cause.within(where[1] if where else group) from None
+        if isinstance(cause, ForgetbenchError):
+            raise cause from None
+        raise ForgetbenchError(f"{group} config is invalid: {cause or err}".splitlines()[0]) from err
+
+
+def load_stream(cfg: DictConfig, tokenizer, source=None) -> list[StreamTask]:
+    """The stream's tasks, read and checked (``tokenizer``: the model's, for token-count filters;
+    ``source``: the stream object already built from ``cfg.stream``)."""
+    stream = (source or build(cfg.stream, "stream")).load(tokenizer)
+    if not stream:
+        raise ForgetbenchError(f"stream.tasks={list(cfg.stream.tasks)} leaves no task to train on; name at least one")
+    return stream
