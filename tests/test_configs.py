@@ -13,7 +13,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 GROUP_OPTIONS = [
     (group.name, option.stem)
     for group in sorted(CONF_DIR.iterdir())
-    if group.is_dir() and group.name not in ("experiment", "hydra")
+    if group.is_dir() and group.name not in ("experiment", "hydra", "shared")  # shared: blocks other options include
     for option in sorted(group.glob("*.yaml"))
 ]
 
