@@ -14,17 +14,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.chat import chat_setting_key
 from forgetbench.errors import ForgetbenchError
+from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.hashing import stable_hash
 from forgetbench.stream_records import StreamTask
-from forgetbench.validation import InvalidValue
+from forgetbench.training import TrainConfig
+from forgetbench.validation import InvalidValue, unhashed_fields
 
 log = logging.getLogger(__name__)
 
-# where results go and what runs them, not what they are (device and threads change only floating-point rounding)
-# (nor does the number of processes or how they split the model: `distributed` keeps the effective batch)
-# (and the judge is hashed where a suite uses it, as eval.judge)
-# (nor where it is tracked: `logger`)
+# The root config's keys and groups that change no result: where results go and what runs them
+# (device and threads change only floating-point rounding; the number of processes and how they split
+# the model, `distributed`, keep the effective batch), where the run is tracked (`logger`), and the
+# judge (hashed where a suite uses it, as eval.judge). A field of a group's dataclass says so beside
+# itself (validation.UNHASHED): these groups' fields are read from their classes.
 UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed", "judge", "logger")
+GROUP_CLASSES = {"train": TrainConfig, "eval": EvalSuite}
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -32,8 +36,9 @@ def config_hash(cfg: DictConfig) -> str:
     values interpolated from ``paths`` (cache dirs, the Hub mirror) do not change it."""
     masked = OmegaConf.to_container(cfg, resolve=False)
     masked["paths"] = {key: f"<paths.{key}>" for key in cfg.paths}
-    masked["train"].pop("checkpoint_every_minutes", None)  # when to checkpoint changes no result
-    masked["eval"].pop("token_budget", None)  # nor how the fast engine batches (tests/test_fast_engine.py)
+    for group, cls in GROUP_CLASSES.items():
+        for name in unhashed_fields(cls):
+            masked[group].pop(name, None)
     if "chat_template" in masked["model"]:  # a template file by its content: what renders the examples
         masked["model"]["chat_template"] = chat_setting_key(str(masked["model"]["chat_template"]))
     resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)

@@ -153,6 +153,10 @@ def max_drop(scores: pd.Series) -> tuple[float, int]:
     return float(drops.max()), int(drops.idxmax())
 
 
+# which way each of stream_metrics' numbers is better (the report stars the best run by it)
+STREAM_METRIC_BETTER = {"acc": "higher", "la": "higher", "bwt": "higher", "fwt": "higher", "forgetting": "lower"}
+
+
 def stream_metrics(matrix: pd.DataFrame) -> dict[str, float]:
     """Continual-learning metrics from the stream accuracy matrix.
 

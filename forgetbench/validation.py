@@ -20,6 +20,16 @@ from pydantic.errors import PydanticSchemaGenerationError
 
 from forgetbench.errors import ForgetbenchError
 
+# A config field that changes no result (when to checkpoint, how the fast engine batches) says so beside
+# itself: ``field(default=..., metadata=UNHASHED)``; the config hash leaves it out (assembly.config_hash).
+UNHASHED = {"hashed": False}
+
+
+def unhashed_fields(cls: type) -> set[str]:
+    """The fields of dataclass ``cls`` declared with ``metadata=UNHASHED``."""
+    return {f.name for f in dataclasses.fields(cls) if f.metadata.get("hashed") is False}
+
+
 Positive = Annotated[int, Ge(1)]  # sizes, steps, counts
 NonNegative = Annotated[int, Ge(0)]
 PositiveFloat = Annotated[float, Gt(0)]  # learning rates, strengths

@@ -21,7 +21,7 @@ from forgetbench.judges import judge_from_spec, judge_spec
 from forgetbench.judges.classifier import ClassifierJudge
 from forgetbench.metrics import forgetting_table
 from forgetbench.reporting.render import mark_best
-from forgetbench.reporting.summary import task_table
+from forgetbench.reporting.summary import run_summary, task_table
 from forgetbench.tiny.model import SHIPPED_DIR
 from forgetbench.tiny.post_training import REFUSAL, STAGE_WORDS, safety_eval_rows, stage_rows
 from forgetbench.tiny.tokenizer import build_word_tokenizer, extend_word_tokenizer
@@ -174,7 +174,17 @@ def test_over_refusal_rising_is_a_loss_in_tables():
     assert table.loc["r", "drop"] == pytest.approx(0.6) and table.loc["o", "drop"] == pytest.approx(0.2)
     assert table.loc["o", "start"] == pytest.approx(0.1) and table.loc["o", "final"] == pytest.approx(0.3)
     assert table.loc["o", "fg"] == pytest.approx(0.2 / 0.9 * 100)  # of 1 − share: the look-alikes answered
-    marked = mark_best(pd.DataFrame({"refusal_final": [0.2, 0.9], "over_refusal_final": [0.1, 0.5]}))
+    # two runs; the summary declares which way each column is better, and the report stars by it
+    facts = {"model": "m", "n_params": 1, "architecture": "decoder", "method": "full", "seed": 0}
+    two = pd.concat(
+        [rows.assign(run=r, value=v) for r, v in (("a", [1.0, 0.2, 0.0, 0.1]), ("b", [1.0, 0.9, 0.0, 0.5]))]
+    )
+    two = two.assign(eval_category="safety", trained_task=["", "t", "", "t"] * 2, stream_task="", **facts)
+    summary = run_summary(two, task_table(two, intervals))
+    better = summary.attrs["better"]
+    assert better["refusal_final"] == "higher" and better["over_refusal_final"] == "lower"
+    assert better["fg_safety"] == better["drop_safety"] == "lower"
+    marked = mark_best(summary[["refusal_final", "over_refusal_final"]], better)
     assert marked["refusal_final"].tolist() == ["0.200", "0.900 ★"]
     assert marked["over_refusal_final"].tolist() == ["0.100 ★", "0.500"]
 

@@ -9,7 +9,7 @@ from typing import Literal
 from forgetbench.data.file_task import FileTask, file_tasks
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.task_configs import TASKS_DIR
-from forgetbench.validation import NonNegative, Positive, check_fields
+from forgetbench.validation import UNHASHED, NonNegative, Positive, check_fields
 
 
 @dataclass
@@ -60,7 +60,7 @@ class EvalSuite:
     num_fewshot: NonNegative | None = None
     limit: Positive | None = None
     engine: Literal["fast", "lm_eval"] = "fast"
-    token_budget: Positive = 16384
+    token_budget: Positive = field(default=16384, metadata=UNHASHED)  # results do not depend on it
     batch_size: Positive = 64
     include_path: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)

@@ -8,9 +8,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-LOWER_IS_BETTER = ("fg_", "drop_", "stream_forgetting", "over_refusal_final")
-HIGHER_IS_BETTER = ("stream_acc", "stream_la", "stream_bwt", "stream_fwt", "refusal_final")
-
 
 @dataclass
 class Section:
@@ -26,18 +23,15 @@ class Report:
     sections: list[Section] = field(default_factory=list)
 
 
-def mark_best(table: pd.DataFrame) -> pd.DataFrame:
-    """Format numbers; the best value of each metric column gets a trailing ★."""
+def mark_best(table: pd.DataFrame, better: dict[str, str]) -> pd.DataFrame:
+    """Format numbers; the best value of each column ``better`` names ("lower" or "higher": which way
+    it is better, declared where the column is made) gets a trailing ★."""
     shown = table.copy().astype(object)
     for column in table.columns:
         values = pd.to_numeric(table[column], errors="coerce")
         if values.isna().all() or table[column].dtype == bool:
             continue
-        best = None
-        if column.startswith(LOWER_IS_BETTER):
-            best = values.min()
-        elif column.startswith(HIGHER_IS_BETTER):
-            best = values.max()
+        best = {"lower": values.min(), "higher": values.max()}.get(better.get(column, ""))
         shown[column] = [_fmt(v) + (" ★" if best is not None and len(values) > 1 and v == best else "") for v in values]
     return shown
 

@@ -134,7 +134,8 @@ def _assemble(summary, tasks, learning, facts, left_out, figures, size_points, r
     report = Report("forgetbench report", [Section("How to read it", "\n\n".join([FORMULAS, *notes]))])
     summary_view = summary.copy()
     summary_view["complete"] = summary_view["complete"].map({True: "yes", False: "INCOMPLETE"})
-    report.sections.append(Section("Runs (★ best per column)", table=mark_best(summary_view)))
+    table = mark_best(summary_view, summary.attrs.get("better", {}))
+    report.sections.append(Section("Runs (★ best per column)", table=table))
     if summary.groupby(["model", "method"]).size().max() > 1:
         report.sections.append(Section("Across seeds (mean ± std)", table=seed_summary(summary)))
     if not size_points.empty:

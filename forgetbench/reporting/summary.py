@@ -7,6 +7,7 @@ import pandas as pd
 
 from forgetbench.metrics import (
     LOWER_IS_BETTER,
+    STREAM_METRIC_BETTER,
     forgetting_table,
     learning_table,
     primary_scores,
@@ -103,16 +104,20 @@ def _bias_label(drop: float) -> str:
 
 def run_summary(rows: pd.DataFrame, tasks: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """One row per run: facts, FG and final drop (points) per category (drops are losses: refusal
-    lost, over-refusal gained), the safety tasks' shares at the start and the end, stream metrics."""
+    lost, over-refusal gained), the safety tasks' shares at the start and the end, stream metrics.
+    ``attrs["better"]`` says which way each metric column is better ("lower" or "higher")."""
     summary = run_facts(rows)
+    better: dict[str, str] = {}  # which way each column is better, declared as it is made (see mark_best)
     forgetting = tasks[tasks["category"] != BIAS]
     for category, group in forgetting.groupby("category"):
         summary[f"fg_{category}"] = group.groupby("run")["fg"].mean()
         summary[f"drop_{category}"] = group.groupby("run")["drop"].mean() * 100
+        better |= {f"fg_{category}": "lower", f"drop_{category}": "lower"}  # losses
     for metric in SAFETY_METRICS:  # safety's two sides apart: what a user asks first is "does it still refuse?"
         shares = tasks[tasks["metric"] == metric].groupby("run")
         if len(shares):
             summary[f"{metric}_start"], summary[f"{metric}_final"] = shares["start"].mean(), shares["final"].mean()
+            better[f"{metric}_final"] = "lower" if metric in LOWER_IS_BETTER else "higher"
     for run in summary.index:
         run_rows = rows[rows["run"] == run]
         order = stream_order(run_rows)
@@ -120,6 +125,8 @@ def run_summary(rows: pd.DataFrame, tasks: pd.DataFrame, metric: str | None = No
             matrix = score_matrix(run_rows, None, STREAM)  # each stream task's headline metric
             for name, value in stream_metrics(matrix[order]).items():
                 summary.loc[run, f"stream_{name}"] = value
+                better[f"stream_{name}"] = STREAM_METRIC_BETTER[name]
+    summary.attrs["better"] = better
     return summary
 
 

@@ -17,7 +17,7 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -32,7 +32,15 @@ from forgetbench.stopping import requested_stop, stops_deferred
 from forgetbench.training.chunked_loss import chunked_lm_loss
 from forgetbench.training.optim import StochasticRoundingAdamW
 from forgetbench.training.packing import MicroBatch, forward_inputs, isolation, split_step
-from forgetbench.validation import InvalidValue, NonNegative, NonNegativeFloat, Positive, PositiveFloat, check_fields
+from forgetbench.validation import (
+    UNHASHED,
+    InvalidValue,
+    NonNegative,
+    NonNegativeFloat,
+    Positive,
+    PositiveFloat,
+    check_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +100,7 @@ class TrainConfig:
     compile: bool = False
     packing: bool = False
     log_every: Positive = 50
-    checkpoint_every_minutes: PositiveFloat | None = None
+    checkpoint_every_minutes: PositiveFloat | None = field(default=None, metadata=UNHASHED)  # changes no result
 
     def __post_init__(self) -> None:
         check_fields(self)
