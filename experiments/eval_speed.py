@@ -14,7 +14,7 @@ items whose top two choices lie within 1e-4 are counted apart as ties), and the 
 split of its time into prepare / model / score (lm-eval's metrics and the rest). "prefix shareable":
 the share of the fast engine's context tokens that repeat a prefix of another context (what a
 prefix tree would save beyond sharing each whole context among its answers; see
-``shared_prefix_fraction``).
+``shared_prefix_fraction`` below).
 
 Workloads:
 - tiny world: the default experiment's evaluation (the three general tasks and the stream tasks'
@@ -45,6 +45,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # datasets' bars, one per task and s
 
 import forgetbench.evaluation.lm_eval_bridge as bridge_module  # noqa: E402
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge  # noqa: E402
-from forgetbench.evaluation.shared_context import shared_prefix_fraction  # noqa: E402
 from forgetbench.evaluation.suite import EvalSuite  # noqa: E402
 from forgetbench.evaluation.task_configs import local_task_config, write_task_yaml  # noqa: E402
 from forgetbench.jsonl import write_jsonl  # noqa: E402
@@ -77,6 +77,25 @@ SUBJECTS = "anatomy astronomy biology chemistry economics geography history law 
 NOUNS = "river city doctor engine planet market law theory cell metal king song river army court star".split()
 VERBS = "moves holds breaks builds finds keeps shows turns carries measures explains changes".split()
 ADJECTIVES = "small old bright heavy quiet early large cold simple rare strong distant".split()
+
+
+def shared_prefix_fraction(contexts: Sequence[Sequence[int]]) -> float:
+    """The share of context tokens that repeat a prefix some other context already has: what a
+    prefix tree over the contexts (one pass over MMLU's five shots per subject, then each question)
+    would save beyond the sharing done here, which is per whole context.
+
+    Formula: 1 - (nodes of the prefix tree) / (tokens of all contexts), the tree's nodes being the
+    total length minus the longest common prefix of each context with its neighbour in sorted order.
+    """
+    ordered = sorted(tuple(c) for c in set(map(tuple, contexts)))
+    total = sum(len(c) for c in ordered)
+    shared = 0
+    for before, context in zip(ordered, ordered[1:]):
+        common = 0
+        while common < min(len(before), len(context)) and before[common] == context[common]:
+            common += 1
+        shared += common
+    return shared / total if total else 0.0
 
 
 def sentence(rng: random.Random) -> str:

@@ -257,7 +257,7 @@ def test_out_of_memory_halves_the_budget_and_scores_every_item(task_folder, monk
 
 
 def test_shared_prefix_fraction_counts_the_prefix_tree() -> None:
-    from forgetbench.evaluation.shared_context import shared_prefix_fraction
+    from experiments.eval_speed import shared_prefix_fraction  # the benchmark's measure
 
     # tokens 3 + 3 + 1 = 7; the tree shares [1, 2] of the second context: 2 / 7
     assert shared_prefix_fraction([[1, 2, 3], [1, 2, 4], [5], [1, 2, 3]]) == pytest.approx(2 / 7)

@@ -71,25 +71,6 @@ def group_by_context(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> li
     return sorted(groups.values(), key=lambda g: (-len(g.context), -g.cost(), g.context))
 
 
-def shared_prefix_fraction(contexts: Sequence[Sequence[int]]) -> float:
-    """The share of context tokens that repeat a prefix some other context already has: what a
-    prefix tree over the contexts (one pass over MMLU's five shots per subject, then each question)
-    would save beyond the sharing done here, which is per whole context.
-
-    Formula: 1 - (nodes of the prefix tree) / (tokens of all contexts), the tree's nodes being the
-    total length minus the longest common prefix of each context with its neighbour in sorted order.
-    """
-    ordered = sorted(tuple(c) for c in set(map(tuple, contexts)))
-    total = sum(len(c) for c in ordered)
-    shared = 0
-    for before, context in zip(ordered, ordered[1:]):
-        common = 0
-        while common < min(len(before), len(context)) and before[common] == context[common]:
-            common += 1
-        shared += common
-    return shared / total if total else 0.0
-
-
 # a batch of contexts, or a chunk of continuations, runs at most this many positions per real token
 # (see by_length and ContextScorer._batches)
 PADDING_SLACK = 1.15

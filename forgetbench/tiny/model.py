@@ -38,7 +38,6 @@ from forgetbench.validation import InvalidValue, Positive, check_fields
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURES = ("decoder", "encoder-decoder")
 # Base models pretrained once and shipped in the package, under the same cache key the cache uses
 # (experiments/ship_tiny_base.py writes them: the size ladder of experiment=tiny_world_ladder, the
 # default tiny_decoder among them). The default experiment and the size and architecture comparisons
