@@ -64,7 +64,7 @@ LAYERS = [
     ["training", "evaluation", "metrics"],
     ["methods", "routing", "tiny.model", "tiny.suite", "memory", "loggers"],
     ["assembly", "runner", "reporting"],
-    ["__main__", "cli", "subcommands", "preflight", "data_check"],
+    ["__main__", "cli", "experiment", "preflight", "data_check"],
 ]
 
 

@@ -51,7 +51,7 @@ def test_threads_follow_the_cpu_affinity() -> None:
 
 def test_progress_bars_stay_on_a_terminal() -> None:
     """With stderr on a terminal, the entry point leaves tqdm's bars on (TQDM_DISABLE unset)."""
-    probe = "import os, forgetbench.__main__; print(os.environ.get('TQDM_DISABLE'))"
+    probe = "import os, forgetbench.cli; print(os.environ.get('TQDM_DISABLE'))"
     env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
     results = {}
     for label, on_terminal in (("terminal", True), ("pipe", False)):

@@ -14,7 +14,7 @@ import pytest
 
 from forgetbench.metrics import max_drop, stream_metrics
 from forgetbench.reporting.bootstrap import bootstrap_intervals
-from forgetbench.reporting.cli import main as report_main
+from forgetbench.reporting.command import main as report_main
 from forgetbench.reporting.seed_bootstrap import seed_intervals
 from tests.conftest import ROOT, SMALL, run_cli
 
@@ -113,7 +113,7 @@ def three_runs(tmp_path_factory, cache_dir):
 def test_report_on_sizes_and_architectures_has_every_section(three_runs, tmp_path) -> None:
     out = tmp_path / "report"
     done = subprocess.run(
-        [sys.executable, "-m", "forgetbench.reporting", str(three_runs), "--out", str(out)],
+        [sys.executable, "-m", "forgetbench", "report", str(three_runs), "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from forgetbench.reporting.cli import main as report_main
+from forgetbench.reporting.command import main as report_main
 from forgetbench.results import read_results
 from tests.conftest import SMALL, run_cli, start_cli
 

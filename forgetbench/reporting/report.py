@@ -4,7 +4,7 @@ The report folder gets report.md, report.html (self-contained), the merged
 results and items tables, summary.csv, and every figure as PNG and SVG. It is
 written by the entry point after every run (into ``<run>/report``), by a Hydra
 callback after every multirun (into ``<sweep>/report``), and by
-``forgetbench report PATH...`` (:mod:`forgetbench.reporting.cli`).
+``forgetbench report PATH...`` (:mod:`forgetbench.reporting.command`).
 """
 
 from __future__ import annotations

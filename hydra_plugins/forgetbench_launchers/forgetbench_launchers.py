@@ -5,7 +5,7 @@ machine, each in its own process, through submitit's local executor; ``hydra/lau
 submits them to a Slurm cluster. Both are submitit's launchers; what is added here:
 
 - each job registers forgetbench's config resolvers (the job's process unpickles the task
-  function by value and never imports ``forgetbench.__main__``);
+  function by value and never imports ``forgetbench.experiment``);
 - a local job gets its share of the machine: its CPU affinity is set to its block of the cores
   (so ``threads=auto`` divides them among the parallel jobs instead of oversubscribing them all),
   and, where several GPUs are visible, one GPU (round-robin);

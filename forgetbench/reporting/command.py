@@ -1,4 +1,4 @@
-"""``forgetbench report PATH... [--out DIR]`` (or ``python -m forgetbench.reporting``): a report across runs.
+"""``forgetbench report PATH... [--out DIR]`` (or ``python -m forgetbench report``): a report across runs.
 
 PATH may be run directories, multirun directories or globs of them.
 """
