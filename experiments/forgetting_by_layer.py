@@ -42,7 +42,7 @@ from forgetbench.preflight import compose_config  # noqa: E402
 
 QV = "method=lora train.lr=3e-4"
 ALL_LINEAR = QV + " method.lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"
-VARIANTS = {  # the README's LoRA comparison: full and LoRA at the same lr, q/v and every linear layer
+VARIANTS = {  # docs/methods.md's LoRA comparison: full and LoRA at the same lr, q/v and every linear layer
     "full": "method=full train.lr=3e-4",
     "lora_qv": QV,
     "lora_all": ALL_LINEAR,
@@ -117,7 +117,7 @@ def layer_table(name: str, overrides: str, run_dir: Path, root: Path) -> pd.Data
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", action="append", default=[], help="NAME=OVERRIDES (default: the README's three)")
+    parser.add_argument("--variant", action="append", default=[], help="NAME=OVERRIDES (default: docs/methods.md's three)")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (default: a temporary one)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # lm-eval's notes on every evaluation

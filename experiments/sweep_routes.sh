@@ -2,7 +2,7 @@
 # How much of the oracle's advantage survives a real router? full, lora, replay and adapters (oracle: told
 # each item's task) against adapters routed by keyword rules, a linear-probe classifier and a learned
 # gate (forgetbench/routing/), each method with the learning rate experiments/tune_methods.py chose
-# (conf/experiment/tiny_world_methods/), seeds 0-2. Then the README's table:
+# (conf/experiment/tiny_world_methods/), seeds 0-2. Then docs/styles-and-routers.md's table:
 #   bash experiments/sweep_routes.sh              # the style stream (about 15 minutes on 2 cores)
 #   bash experiments/sweep_routes.sh --default    # the default stream (about 20 minutes)
 #   python experiments/routes_table.py results/tiny_world_routes_styles/multirun results/tiny_world_routes/multirun

@@ -1,11 +1,11 @@
-"""The default experiment at its default sizes shows what the README states, on any seed and CPU.
+"""The default experiment at its default sizes shows what docs/tiny-world.md states, on any seed and CPU.
 
 Runs ``python -m forgetbench`` from an empty cache (world generation included; the base model
 is the copy shipped in the package) in a temporary folder: under a minute on 2 cores.
 ``FORGETBENCH_TEST_SEED`` sets the run's seed (default 0).
 
 Every threshold sits well below its minimum over seeds 0-4 measured by
-``experiments/measure_default.py`` (README, "Measured"; the minimum in brackets), so that
+``experiments/measure_default.py`` (docs/tiny-world.md, "Measured"; the minimum in brackets), so that
 another CPU's floating-point rounding, which moves each number a little, cannot fail the test
 where the science did not change. Fine-tuning at the default lr (5e-4) grades forgetting
 instead of collapsing it to chance, which is what makes the margins possible.

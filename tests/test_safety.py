@@ -1,7 +1,7 @@
 """Safety: refusal judges, the safety tasks, the tiny world's staged model and a safety run end to end.
 
 The staged model ships in the package and is the same on every seed and machine, so its step-0 shares
-are asserted with a margin below what it measured (README, "Safety"): refusal 1.000, over-refusal 0.000.
+are asserted with a margin below what it measured (docs/safety.md): refusal 1.000, over-refusal 0.000.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The tiny size ladder: three sizes of each architecture, shipped, knowing their world, run as one multirun.
 
-The bars are the README's (experiments/measure_ladder.py, "The two axes offline"); the base models are
+The bars are docs/tiny-world.md's (experiments/measure_ladder.py, "The two axes offline"); the base models are
 the same on every seed and machine (their weights ship in the package), so their general scores are
 asserted with a small margin below what they measured; the smoke-sized multirun checks the
 plumbing: six runs, their parameter counts, and a size figure of two lines of three points.
@@ -23,7 +23,7 @@ LADDER = {
     "encoder-decoder": ["tiny_encdec_small", "tiny_encdec", "tiny_encdec_large"],
 }
 MODELS = [name for names in LADDER.values() for name in names]
-# each base's general scores as measured (README, "The two axes offline"; the base is the same on every
+# each base's general scores as measured (docs/tiny-world.md, "The two axes offline"; the base is the same on every
 # seed and machine), less 0.03 for another CPU's rounding in evaluation
 MEASURED = {
     "tiny_decoder_small": {"knowledge": 0.786, "continuation": 0.820, "reading": 0.885},
