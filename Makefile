@@ -9,7 +9,7 @@ TORCH_CPU ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test test-versions lint default clean
+.PHONY: install test test-docs test-versions lint default clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ install:
 TEST_JOBS ?= 2
 test:
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
+
+# Every offline command of every docs page, smoke-sized (make test runs the README's and composes the rest).
+test-docs:
+	FORGETBENCH_TEST_DOCS=1 $(BIN)/python -m pytest -q -n $(TEST_JOBS) tests/test_docs_commands.py -k every_docs_offline
 
 # The versions pyproject.toml allows, at both ends: two fresh venvs (.venv-lowest, .venv-newest), the
 # engine, packing, chat-template, method, output and tracker tests in each, one Markdown table (~12 min).

@@ -117,7 +117,9 @@ def layer_table(name: str, overrides: str, run_dir: Path, root: Path) -> pd.Data
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", action="append", default=[], help="NAME=OVERRIDES (default: docs/methods.md's three)")
+    parser.add_argument(
+        "--variant", action="append", default=[], help="NAME=OVERRIDES (default: docs/methods.md's three)"
+    )
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (default: a temporary one)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # lm-eval's notes on every evaluation

@@ -10,7 +10,7 @@ Each model is built at its real size on fake tensors (nothing is allocated) and 
 train.max_length tokens go through forward, backward and two optimizer steps as training runs
 them (dtype, autocast, gradient checkpointing, optimizer from the configs), the second with
 weights, gradients and optimizer states all held; PyTorch's MemTracker reports the peak (see
-forgetbench/memory.py). Runs on a CPU in about 15 minutes for all models. With --gpus N, one GPU
+experiments/memory_tracing.py). Runs on a CPU in about 15 minutes for all models. With --gpus N, one GPU
 of N under FSDP2 as distributed=fsdp shards the model (torch's FSDPMemTracker over a fake process
 group of N ranks: this rank's shards, the gathered blocks, the reduce-scatter buffers).
 The method (``--override method=...``, default full) is traced as it trains the Luo et al. stream's
@@ -23,6 +23,7 @@ else from SHAPES below (copied from each model's config.json on the Hub).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -32,8 +33,10 @@ from hydra.utils import instantiate
 from transformers import AutoConfig
 
 from forgetbench.hub_mirror import local_copy
-from forgetbench.memory import traced_fsdp_peak, traced_training_peak
 from forgetbench.models import DTYPES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/ as a package, from any folder
+from experiments.memory_tracing import traced_fsdp_peak, traced_training_peak  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GPU_GIB = 80e9 / 2**30  # an "80 GB" H100/A100: 74.5 GiB

@@ -1,4 +1,4 @@
-"""The routing table of docs/styles-and-routers.md: each method and route on a stream, mean ± sd over seeds with 95% t-intervals.
+"""The routing table of docs/styles-and-routers.md: each method and route, mean ± sd over seeds, 95% t-intervals.
 
 Columns: ACC and BWT of the stream (each task's headline metric: style adherence on the style stream,
 accuracy on the default one), the general suite's mean drop (points), routing accuracy at the last step

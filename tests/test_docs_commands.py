@@ -10,6 +10,7 @@ not run (its Hub mirror path, which only exists where it runs, left out).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -73,6 +74,10 @@ def doc_commands(path: Path) -> list[DocCommand]:
 
 COMMANDS = [command for path in DOCS for command in doc_commands(path)]
 README_OFFLINE = [c for c in COMMANDS if c.where.startswith("README.md") and not c.needs]
+# README commands another test already runs smoke-sized, and checks more closely (not run twice)
+RUN_ELSEWHERE = {
+    ("-m", "experiment=tiny_world_ladder"): ("tests/test_tiny_ladder.py", "test_the_ladder_multirun_draws_both_axes"),
+}
 
 
 def test_the_docs_commands_are_found() -> None:
@@ -121,31 +126,70 @@ def _smoke_sized(args: list[str], root: Path, cache: Path) -> list[str]:
     return [*flags, f"paths.root_dir={root}", f"paths.cache_dir={cache}", *overrides, *small]
 
 
-def test_the_readmes_offline_commands_run(tmp_path, cache_dir) -> None:
-    """Each of the README's offline commands, smoke-sized, through the console script; ``report`` after
-    the runs, over what they wrote."""
+def _run_smoke_sized(command: DocCommand, root: Path, cache: Path) -> None:
+    """``command`` through the console script, smoke-sized, from the project's root (``report``'s
+    paths taken under ``root``, where the runs wrote)."""
     import subprocess
     import sys
 
     program = str(Path(sys.executable).parent / "forgetbench")
-    runs = [c for c in README_OFFLINE if c.args[:1] != ["report"]]
-    for command in [*runs, *[c for c in README_OFFLINE if c.args[:1] == ["report"]]]:
-        args = list(command.args)
-        if args[:1] == ["report"]:
-            paths = [str(tmp_path / p) if not p.startswith("-") else p for p in args[1:]]
-            full = [program, "report", *paths]
-        elif args[:1] in (["eval"], ["data-check"]):
-            full = [program, args[0], *_smoke_sized(args[1:], tmp_path, cache_dir)]
-        else:
-            full = [program, *_smoke_sized(args, tmp_path, cache_dir)]
-        done = subprocess.run(full, cwd=ROOT, capture_output=True, text=True, timeout=900)  # commands run from the root
-        assert done.returncode == 0, f"{command.where}: {shlex.join(full)}\n{done.stderr[-3000:]}"
+    args = list(command.args)
+    if args[:1] == ["report"]:
+        full = [program, "report", *[str(root / p) if not p.startswith("-") else p for p in args[1:]]]
+    elif args[:1] in (["eval"], ["data-check"]):
+        full = [program, args[0], *_smoke_sized(args[1:], root, cache)]
+    else:
+        full = [program, *_smoke_sized(args, root, cache)]
+    done = subprocess.run(full, cwd=ROOT, capture_output=True, text=True, timeout=900)  # commands run from the root
+    assert done.returncode == 0, f"{command.where}: {shlex.join(full)}\n{done.stderr[-3000:]}"
+
+
+def test_the_readmes_offline_commands_run(tmp_path, cache_dir) -> None:
+    """Each of the README's offline commands, smoke-sized, through the console script; ``report`` after
+    the runs, over what they wrote."""
+    reports = [c for c in README_OFFLINE if c.args[:1] == ["report"]]
+    runs = [c for c in README_OFFLINE if c not in reports and c.args not in RUN_ELSEWHERE]
+    for command in [*runs, *reports]:
+        _run_smoke_sized(command, tmp_path, cache_dir)
     # the runs wrote results where the README says (results/<experiment>/...), and the report read them
     assert len(read_results(tmp_path / "results" / "tiny_world")) > 0
     assert (tmp_path / "results" / "tiny_world" / "report" / "report.md").exists()
+
+
+@pytest.mark.parametrize("args", list(RUN_ELSEWHERE))
+def test_a_readme_command_run_elsewhere_is_run_there(args: tuple[str, ...]) -> None:
+    """The test named for it exists and runs that command (its arguments, in order, in its source)."""
+    path, name = RUN_ELSEWHERE[args]
+    source = (ROOT / path).read_text()
+    body = source[source.index(f"def {name}(") :]
+    assert ", ".join(f'"{a}"' for a in args) in body.split("\ndef ", 1)[0]
+    assert any(c.args == args for c in README_OFFLINE)
 
 
 def test_smoke_sizing_keeps_the_model_of_a_real_model_command() -> None:
     """The tiny model's size overrides go only to commands whose model is the tiny one."""
     sized = _smoke_sized(["model=smollm2_135m_instruct"], Path("/r"), Path("/c"))
     assert "debug=smoke" in sized and not set(SMALL_MODEL) & set(sized)
+
+
+def _one_seed(command: DocCommand) -> tuple[str, ...]:
+    """A seed sweep reduced to its first seed: smoke-sized, five seeds run what one does."""
+    return tuple(a.split(",")[0] if a.startswith("seed=") else a for a in command.args)
+
+
+DOCS_OFFLINE = list(
+    {
+        _one_seed(c): DocCommand(c.where, _one_seed(c), "")
+        for c in COMMANDS
+        if not c.needs and not c.where.startswith("README.md")
+    }.values()
+)
+
+
+@pytest.mark.skipif(
+    os.environ.get("FORGETBENCH_TEST_DOCS") != "1",
+    reason="every docs page's offline command, smoke-sized: make test-docs (about 10 minutes on 2 cores)",
+)
+@pytest.mark.parametrize("command", DOCS_OFFLINE, ids=[c.where for c in DOCS_OFFLINE])
+def test_every_docs_offline_command_runs(command: DocCommand, tmp_path, cache_dir) -> None:
+    _run_smoke_sized(command, tmp_path, cache_dir)

@@ -12,7 +12,7 @@ neither has the graph of folders (sub-packages):
   table files and templates
   (``data``), the tiny world's generators (its post-training stages' data among them), refusal judges
 - engines: training (the loop, its chunked loss, packing and optimizer), evaluation (the one door to lm-eval), metrics
-- plug-ins: methods, the tiny world's model and suite factories, the memory tracer, experiment trackers
+- plug-ins: methods, the tiny world's model and suite factories, experiment trackers
   (``loggers``)
 - recipe and reporting: assembling a run from its config (``assembly``), the runner (one run) and reporting
   (across runs), neither of the last two importing the other
@@ -62,7 +62,7 @@ LAYERS = [
         "judges",
     ],
     ["training", "evaluation", "metrics"],
-    ["methods", "routing", "tiny.model", "tiny.suite", "memory", "loggers"],
+    ["methods", "routing", "tiny.model", "tiny.suite", "loggers"],
     ["assembly", "runner", "reporting"],
     ["__main__", "cli", "experiment", "preflight", "data_check"],
 ]

@@ -8,8 +8,8 @@ import torch
 from hydra.utils import instantiate
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from experiments.memory_tracing import traced_training_peak
 from forgetbench.errors import ForgetbenchError
-from forgetbench.memory import traced_training_peak
 from forgetbench.training import TrainConfig
 from forgetbench.training.optim import StochasticRoundingAdamW, stochastic_round_to_bf16
 from tests.conftest import compose
