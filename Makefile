@@ -31,7 +31,7 @@ TEST_JOBS ?= 2
 test:
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
-# Every offline command of every docs page, smoke-sized (make test runs the README's and composes the rest).
+# Every offline command of every docs page, smoke-sized (make test runs the README's and composes the rest; 17 min).
 test-docs:
 	FORGETBENCH_TEST_DOCS=1 $(BIN)/python -m pytest -q -n $(TEST_JOBS) tests/test_docs_commands.py -k every_docs_offline
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from forgetbench.cli import eval_overrides
-from forgetbench.preflight import command_line_error
+from forgetbench.preflight import _first_of_each_sweep, command_line_error
 from forgetbench.results import read_results
 from tests.conftest import ROOT, SMALL, SMALL_MODEL, compose
 
@@ -120,7 +120,7 @@ def _smoke_sized(args: list[str], root: Path, cache: Path) -> list[str]:
     made small, where the command's model is the tiny one), results and cache under the test's folders."""
     flags = [a for a in args if a.startswith("-")]
     overrides = [a for a in args if not a.startswith("-")]
-    first = [o.split(",")[0] if "=" in o else o for o in overrides]  # a sweep's first value decides
+    first = _first_of_each_sweep(overrides)  # a sweep's first value decides
     tiny = compose(first).model._target_.startswith("forgetbench.tiny.")
     small = SMALL if tiny else ["debug=smoke"]
     return [*flags, f"paths.root_dir={root}", f"paths.cache_dir={cache}", *overrides, *small]
@@ -188,7 +188,7 @@ DOCS_OFFLINE = list(
 
 @pytest.mark.skipif(
     os.environ.get("FORGETBENCH_TEST_DOCS") != "1",
-    reason="every docs page's offline command, smoke-sized: make test-docs (about 10 minutes on 2 cores)",
+    reason="every docs page's offline command, smoke-sized: make test-docs (17 minutes on 2 cores)",
 )
 @pytest.mark.parametrize("command", DOCS_OFFLINE, ids=[c.where for c in DOCS_OFFLINE])
 def test_every_docs_offline_command_runs(command: DocCommand, tmp_path, cache_dir) -> None:
