@@ -113,10 +113,11 @@ def _layer(module: str) -> int:
     return max(matches)[1]
 
 
-def _closure(module: str) -> set[str]:
+def _closure(module: str, graph: dict[str, set[str]] = GRAPH) -> set[str]:
+    """Everything ``module`` imports, directly or not (in ``graph``: modules, or folders)."""
     seen, todo = set(), [module]
     while todo:
-        for dependency in GRAPH[todo.pop()] - seen:
+        for dependency in graph[todo.pop()] - seen:
             seen.add(dependency)
             todo.append(dependency)
     return seen
@@ -154,21 +155,13 @@ def test_no_folder_loop() -> None:
     """Folders follow the layers: no folder imports one that imports it back (directly or not), so
     each folder can be read, moved or replaced as a unit."""
 
-    def reach(folder: str) -> set[str]:
-        seen, todo = set(), [folder]
-        while todo:
-            for dependency in FOLDER_GRAPH[todo.pop()] - seen:
-                seen.add(dependency)
-                todo.append(dependency)
-        return seen
-
     loops = {
         f"{a} -> {b}": sorted(
             f"{m} -> {d}" for m, deps in GRAPH.items() if _folder(m) == a for d in deps if _folder(d) == b
         )
         for a in FOLDER_GRAPH
         for b in FOLDER_GRAPH[a]
-        if a in reach(b)
+        if a in _closure(b, FOLDER_GRAPH)
     }
     assert not loops, f"folders importing each other: {loops}"
 
