@@ -14,8 +14,9 @@ its seq2seq backend runs the encoder once per answer. Here:
   continuation, and the continuations go through the decoder.
 
 The continuation pass is batched by the continuations' own lengths (:func:`by_length`), not by
-their contexts': padded to the longest of a context batch, MMLU's answer texts (1 to 60 tokens)
-ran 4.2 positions for every real one, and that pass is most of a cloze task's time. One-token
+their contexts': padded to the longest of a context batch, real MMLU answer texts ran about two
+positions for every real token (tests/test_smollm2.py counts both), and that pass is most of a
+cloze task's time. One-token
 continuations (answer letters) need no second pass at all. Contexts run in bands of similar
 length too; their keys and values are then padded to one length (which costs attention a
 little, not the linear layers) so that all continuations of a batch, whatever their contexts'
