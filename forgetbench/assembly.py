@@ -18,7 +18,7 @@ from forgetbench.evaluation.suite import EvalSuite
 from forgetbench.hashing import stable_hash
 from forgetbench.stream_records import StreamTask
 from forgetbench.training import TrainConfig
-from forgetbench.validation import InvalidValue, unhashed_fields
+from forgetbench.validation import InvalidValue, hashed_when_set, unhashed_fields
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ def config_hash(cfg: DictConfig) -> str:
     for group, cls in GROUP_CLASSES.items():
         for name in unhashed_fields(cls):
             masked[group].pop(name, None)
+        for name, default in hashed_when_set(cls).items():
+            if name in masked[group] and masked[group][name] == default:
+                masked[group].pop(name)
     if "chat_template" in masked["model"]:  # a template file by its content: what renders the examples
         masked["model"]["chat_template"] = chat_setting_key(str(masked["model"]["chat_template"]))
     resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)

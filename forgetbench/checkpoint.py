@@ -12,6 +12,7 @@ scheduler state to keep between steps.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import random
 import shutil
@@ -27,6 +28,7 @@ from safetensors.torch import load_model, save_file
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken
 
 CHECKPOINT_DIR = "checkpoint"
+STEP_WEIGHTS_DIR = "checkpoints"  # keep_checkpoint=all: every step's weights, step-NNN.safetensors
 STEP_FILE = "step.json"
 # what a damaged checkpoint raises: a truncated zip (RuntimeError) or pickle, a bad safetensors
 # header, a missing file, a missing key
@@ -150,6 +152,25 @@ def checkpoint_step(run_dir: Path) -> int | None:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return None
+
+
+def step_weights_path(run_dir: Path, step: int) -> Path:
+    return run_dir / STEP_WEIGHTS_DIR / f"step-{step:03d}.safetensors"
+
+
+def keep_step_weights(run_dir: Path, step: int) -> None:
+    """Keep a copy of the checkpoint's weights as those after ``step`` (``keep_checkpoint=all``);
+    copied whole, then renamed into place."""
+    path = step_weights_path(run_dir, step)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.copyfile(run_dir / CHECKPOINT_DIR / "model.safetensors", tmp)
+    os.replace(tmp, path)
+
+
+def load_weights(path: Path, model: torch.nn.Module) -> None:
+    """Load a weights file of this module (a checkpoint's, or a step's) into ``model`` in place."""
+    load_model(model, str(path), device=str(next(model.parameters()).device))
 
 
 def remove_checkpoint(run_dir: Path) -> None:

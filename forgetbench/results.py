@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from forgetbench.errors import ForgetbenchError
 
 RESULTS_FILE = "results.parquet"
+INSIDE_TASK_FILE = "inside_task.parquet"  # evaluations inside a task (eval.every_steps): the same rows, at finer steps
 ITEMS_DIR = "items"
 
 # eval_kind values: a task of the general-ability suite, or a stream task's held-out items
@@ -49,6 +50,15 @@ SCHEMA = pa.schema(
         pa.field("wall_time", pa.float64()),  # seconds spent on this step (training and evaluation)
         pa.field("eval_seconds", pa.float64()),  # seconds scoring this eval task at this step (NaN: older tables)
         pa.field("config_hash", pa.string()),  # hash of the resolved config (paths excluded)
+    ]
+)
+
+# A row of an evaluation inside step ``step``'s task: where in the task it was made
+INSIDE_TASK_SCHEMA = pa.schema(
+    [
+        *SCHEMA,
+        pa.field("inner_step", pa.int64()),  # optimizer steps of the task done when it was evaluated
+        pa.field("task_steps", pa.int64()),  # the task's optimizer steps in all
     ]
 )
 
@@ -192,6 +202,44 @@ class RunTable:
         for path in (self.run_dir / ITEMS_DIR).glob("step-*.parquet"):
             if int(path.stem.split("-")[1]) > step:
                 path.unlink()
+
+
+class InsideTaskTable:
+    """The evaluations of one run made inside its tasks (``eval.every_steps``), one file beside
+    ``results.parquet``: the study's table keeps one point per task boundary, as every reader expects."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / INSIDE_TASK_FILE
+
+    def read(self) -> pd.DataFrame:
+        if not self.path.exists():
+            return INSIDE_TASK_SCHEMA.empty_table().to_pandas()
+        try:
+            return _snapshot(self.path).to_pandas()
+        except READ_ERRORS as err:
+            raise unreadable(self.path, err, "remove it to rerun with eval.every_steps, or report without it") from err
+
+    def append(self, rows: Iterable[ResultRow], inner_step: int, task_steps: int) -> None:
+        """Add one inner evaluation's rows (rows of the same step and inner step are replaced)."""
+        new = pd.DataFrame([asdict(row) for row in rows], columns=SCHEMA.names)
+        new = new.assign(inner_step=inner_step, task_steps=task_steps)
+        old = self.read()
+        same = (old["step"] == new["step"].iloc[0]) & (old["inner_step"] == inner_step) if len(new) else False
+        merged = pd.concat([old[~same], new], ignore_index=True) if len(old) else new
+        _write_atomic(_table(merged, INSIDE_TASK_SCHEMA), self.path)
+
+    def truncate_after(self, step: int, inner_step: int) -> None:
+        """Keep the rows a checkpoint after step ``step`` and ``inner_step`` optimizer steps into step
+        ``step`` + 1 had written; later ones (left by a crash before the next checkpoint) go."""
+        old = self.read()
+        keep = (old["step"] <= step) | ((old["step"] == step + 1) & (old["inner_step"] <= inner_step))
+        if not keep.all():
+            _write_atomic(_table(old[keep], INSIDE_TASK_SCHEMA), self.path)
+
+
+def read_inside_task(run_dir: str | Path) -> pd.DataFrame:
+    """A run's inside-task rows (an empty table when it made none)."""
+    return InsideTaskTable(run_dir).read()
 
 
 def read_results(*paths: str | Path) -> pd.DataFrame:

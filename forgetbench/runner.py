@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,15 @@ import torch
 from omegaconf import DictConfig
 
 from forgetbench.assembly import build, config_hash, load_stream
-from forgetbench.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
+from forgetbench.checkpoint import (
+    Checkpoint,
+    keep_step_weights,
+    load_checkpoint,
+    remove_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from forgetbench.distributed import Processes
 from forgetbench.errors import ForgetbenchError, RunDirectoryTaken, RunStopped
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
@@ -37,7 +46,7 @@ from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.loggers import Tracker, Trackers
 from forgetbench.methods.base import TaskContext
 from forgetbench.metrics import forgetting_table, primary_scores
-from forgetbench.results import GENERAL, STREAM, ResultRow, RunFacts, RunTable
+from forgetbench.results import GENERAL, STREAM, InsideTaskTable, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
 from forgetbench.run_log import accept_run_log
 from forgetbench.stopping import requested_stop
@@ -48,6 +57,9 @@ from forgetbench.validation import Seed, check_value
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
+# keep_checkpoint: false (the last checkpoint is removed when the run finishes), true (it is kept: the
+# fine-tuned model), or "all" (also every step's weights, for `forgetbench analyze`'s drift and where)
+KeepCheckpoint = bool | Literal["all"]
 
 
 def seed_everything(seed: int) -> None:
@@ -72,10 +84,11 @@ class Recipe:
         self.processes = processes or Processes()
         self.trackers = trackers or Tracker()  # experiment trackers (logger=...), fed by rank 0
         check_value("seed", cfg.seed, Seed)  # the config groups check their own fields when built
-        check_value("keep_checkpoint", cfg.keep_checkpoint, bool)
+        check_value("keep_checkpoint", cfg.keep_checkpoint, KeepCheckpoint)
         cpu_threads(cfg.threads)  # unhashed settings are checked here too: a finished run's rerun reads no other
         resolve_device(cfg.device)
         self.table = RunTable(run_dir)
+        self.inside_table = InsideTaskTable(run_dir)  # evaluations inside a task (eval.every_steps)
         self.hash = config_hash(cfg)
         self._check_status()
 
@@ -163,6 +176,8 @@ class Recipe:
         checkpoint = load_checkpoint(self.run_dir, self.loaded.model, self.hash)
         if self.processes.is_main:
             self.table.truncate_after(-1 if checkpoint is None else checkpoint.step)
+            inner = checkpoint.task["step"] if checkpoint is not None and checkpoint.task else 0
+            self.inside_table.truncate_after(-1 if checkpoint is None else checkpoint.step, inner)
         if checkpoint is not None:
             self.method.load_state_dict(checkpoint.method)
         elif self.cfg.get("eval_from"):
@@ -207,6 +222,8 @@ class Recipe:
         self._last_checkpoint = time.monotonic()
         if self.done < 0:
             self._record(0, "", time.perf_counter())
+        elif self.cfg.keep_checkpoint == "all" and self.task_progress is None and self.processes.is_main:
+            keep_step_weights(self.run_dir, self.done)  # a crash between the checkpoint and its copy
         for step, task in enumerate(self.stream[: self.steps], start=1):
             if step <= self.done:
                 continue
@@ -224,7 +241,8 @@ class Recipe:
             )
             self.method.before_task(ctx)
             examples = self.method.training_examples(ctx)
-            _, self.optimizer = train_on_task(
+            self._inside_seconds = 0.0
+            trained, self.optimizer = train_on_task(
                 self.loaded.model,
                 self.loaded.tokenizer,
                 examples,
@@ -239,6 +257,11 @@ class Recipe:
                 module=self.module,
             )
             self.method.after_task(ctx)
+            if self._inside_seconds:  # what evaluating inside the task cost, beside the training
+                log.info(
+                    f"step {step}/{n}: evaluations inside the task took {self._inside_seconds:.1f}s, "
+                    f"training {trained.seconds - self._inside_seconds:.1f}s"
+                )
             self._record(step, task.name, start)
             _log_eta(step, n, time.perf_counter() - start)
         if self.processes.is_main:
@@ -250,10 +273,14 @@ class Recipe:
     def _after_optimizer_step(
         self, step: int, task: str, progress: Callable[[], TaskProgress], stopping: bool, stats: StepStats
     ) -> None:
-        """After each optimizer step of ``step``: the trackers get its loss; a checkpoint inside the
-        task when a stop signal arrived (the loop then stops) or ``train.checkpoint_every_minutes`` have passed."""
+        """After each optimizer step of ``step``: the trackers get its loss; an evaluation when
+        ``eval.every_steps`` or ``eval.at_steps`` asks for one here; a checkpoint inside the task when a
+        stop signal arrived (the loop then stops) or ``train.checkpoint_every_minutes`` have passed.
+        (The evaluation comes first: a checkpoint is only ever written after the rows before it.)"""
         if self.processes.is_main:
             self.trackers.log_training(step, task, stats)
+        if self.suite.evaluates_inside(stats.step, stats.total):
+            self._record_inside(step, task, stats)
         every = self.train_config.checkpoint_every_minutes
         due = every is not None and time.monotonic() - self._last_checkpoint >= 60 * every
         if not (stopping or self.processes.any(due)):  # rank 0's clock decides for all: they agree
@@ -262,6 +289,21 @@ class Recipe:
         self._save_checkpoint(step - 1, None, asdict(snapshot))
         self._last_checkpoint = time.monotonic()
         log.info(f"mid-task checkpoint: step {step}/{len(self.stream)} at optimizer step {snapshot.step}")
+
+    def _record_inside(self, step: int, task: str, stats: StepStats) -> None:
+        """Evaluate inside step ``step``'s task after ``stats.step`` optimizer steps, and append the rows
+        to the inside-task table. The RNG states are put back afterwards, so that training continues
+        exactly as it would have without the evaluation (and as a resume from a checkpoint does)."""
+        label = f"step {step}/{len(self.stream)} {task} inside {stats.step}/{stats.total}"
+        rng, start = rng_state(), time.perf_counter()
+        evaluation = self.bridge.evaluate(
+            self.loaded, label, self.method.evaluating, self.method.router(), inside_task=True
+        )
+        set_rng_state(rng)
+        seconds = time.perf_counter() - start
+        self._inside_seconds += seconds
+        if self.processes.is_main:
+            self.inside_table.append(self._rows(evaluation, step, task, seconds), stats.step, stats.total)
 
     def _record(self, step: int, trained_task: str, start: float) -> None:
         """Evaluate, append the step's rows, then checkpoint (in that order: see _resume_weights)."""
@@ -275,6 +317,8 @@ class Recipe:
             self.table.append_step(rows, evaluation.items, step)
             self.trackers.log_rows(rows)
         self._save_checkpoint(step, None if self.train_config.reset_optimizer else self.optimizer)
+        if self.cfg.keep_checkpoint == "all" and self.processes.is_main:
+            keep_step_weights(self.run_dir, step)
 
     def _save_checkpoint(self, step: int, optimizer: torch.optim.Optimizer | None, task: dict | None = None) -> None:
         """Gather the whole states (a collective under FSDP: every rank calls this); rank 0 writes them."""

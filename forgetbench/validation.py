@@ -23,11 +23,23 @@ from forgetbench.errors import ForgetbenchError
 # A config field that changes no result (when to checkpoint, how the fast engine batches) says so beside
 # itself: ``field(default=..., metadata=UNHASHED)``; the config hash leaves it out (assembly.config_hash).
 UNHASHED = {"hashed": False}
+# A field added after runs were made, whose default changes none of their results (an extra evaluation
+# inside a task, off by default), is hashed only when set: runs made before it keep their hash, and resume.
+HASHED_WHEN_SET = {"hashed": "when set"}
 
 
 def unhashed_fields(cls: type) -> set[str]:
     """The fields of dataclass ``cls`` declared with ``metadata=UNHASHED``."""
     return {f.name for f in dataclasses.fields(cls) if f.metadata.get("hashed") is False}
+
+
+def hashed_when_set(cls: type) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` declared with ``metadata=HASHED_WHEN_SET``, with their defaults."""
+    found = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("hashed") == "when set":
+            found[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return found
 
 
 Positive = Annotated[int, Ge(1)]  # sizes, steps, counts

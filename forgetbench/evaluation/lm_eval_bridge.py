@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -134,8 +134,9 @@ class LmEvalBridge:
             self.entries.append(_Entry(path.stem, str(path), None, task.name, suite.limit))
         if suite.turn_end:
             self.entries.append(self._turn_end_entry(folder, tokenizer, suite.turn_end))
+        self.inside_entries = self._inside_task_entries()
         self._lm = None  # one HFLM per model object: it holds a reference, training updates it in place
-        self._built: dict[int, object] = {}  # built lm-eval Task/Group per entry: data loaded once per run
+        self._built: dict[tuple[str, int], object] = {}  # built lm-eval Task/Group per entry: data loaded once per run
         self.last_times: tuple[float, float, float] | None = None  # fast engine: prepare, model, score seconds
 
     @staticmethod
@@ -150,6 +151,22 @@ class LmEvalBridge:
         rows = turn_end_rows(tokenizer.eos_token)
         path = write_task_yaml(turn_end_config(write_rows(rows, folder, TURN_END_TASK)), folder)
         return _Entry(path.stem, str(path), 0, limit=limit)
+
+    def _inside_task_entries(self) -> list[_Entry]:
+        """What is scored inside a task (``eval.inside_task_tasks``; None: the general suite's tasks),
+        at ``eval.inside_task_limit`` items each. An entry scored at both limits is two entries: lm-eval
+        builds a task's requests for one limit, and the fast engine keeps them (``prepare_task``)."""
+        general = [e for e in self.entries if not e.stream_task]
+        by_name = {e.name: e for e in general} | {e.stream_task: e for e in self.entries if e.stream_task}
+        names = self.suite.inside_task_tasks
+        for name in names or []:
+            if name not in by_name:
+                raise ForgetbenchError(
+                    f"eval.inside_task_tasks: {name!r} is neither a task of the suite nor a stream task; "
+                    f"valid: {sorted(by_name)}"
+                )
+        chosen = general if names is None else [by_name[name] for name in names]
+        return [replace(e, limit=self.suite.inside_task_limit) for e in chosen]
 
     @property
     def _chat(self) -> bool:
@@ -173,9 +190,15 @@ class LmEvalBridge:
                 )
 
     def evaluate(
-        self, loaded: LoadedModel, label: str = "", context: Callable | None = None, router: Router | None = None
+        self,
+        loaded: LoadedModel,
+        label: str = "",
+        context: Callable | None = None,
+        router: Router | None = None,
+        inside_task: bool = False,
     ) -> Evaluation:
-        """Score every task; the model is back in train mode afterwards.
+        """Score every task (``inside_task``: what ``eval.inside_task_tasks`` names, at
+        ``eval.inside_task_limit`` items); the model is back in train mode afterwards.
 
         Args:
             loaded: the model and tokenizer.
@@ -197,11 +220,12 @@ class LmEvalBridge:
         # HFLM calls eval() once, when built; training has switched dropout (and gradient
         # checkpointing, which breaks cached generation) back on since
         loaded.model.eval()
+        entries = self.inside_entries if inside_task else self.entries
         try:
-            for index, entry in enumerate(self.entries, start=1):
+            for index, entry in enumerate(entries, start=1):
                 start = time.perf_counter()
                 model = routed_lm_class()(lm, router, loaded, entry.stream_task) if router else lm
-                built = self._built_task(index, entry)
+                built = self._built_task(("inside" if inside_task else "boundary", index), entry)
                 for task in _leaf_tasks(built):
                     lm.prepare_task(task)
                 with (
@@ -232,7 +256,7 @@ class LmEvalBridge:
                 items.append(_with_routes(item_rows(out), model.decisions if router else {}))
                 # the entry's own scores (a group's overall, not its dozens of subtasks)
                 main = ", ".join(f"{s.metric}={s.value:.3f}" for s in scored if s.eval_task == entry.name)
-                log.info(f"[{label}] eval {index}/{len(self.entries)} {entry.name}: {main} ({seconds:.1f}s)")
+                log.info(f"[{label}] eval {index}/{len(entries)} {entry.name}: {main} ({seconds:.1f}s)")
         finally:
             loaded.model.train()
         self._log_times(lm, label, time.perf_counter() - evaluation_start)
@@ -255,16 +279,16 @@ class LmEvalBridge:
         others would fail in the middle of an evaluation, after the run had started writing."""
         with datasets_from(self.suite.mirror):
             for index, entry in enumerate(self.entries, start=1):
-                for task in _leaf_tasks(self._built_task(index, entry)):
+                for task in _leaf_tasks(self._built_task(("boundary", index), entry)):
                     _check_local_rows(entry.name, task)
 
-    def _built_task(self, index: int, entry: _Entry):
+    def _built_task(self, key: tuple[str, int], entry: _Entry):
         """The task (or group) built once and reused at every step; a tag, which expands to
         several tasks, is passed by name and rebuilt each time."""
-        if index not in self._built:
+        if key not in self._built:
             loaded = self.task_manager.load([entry.spec])
-            self._built[index] = loaded["groups"].get(entry.name) or loaded["tasks"].get(entry.name) or entry.spec
-        return self._built[index]
+            self._built[key] = loaded["groups"].get(entry.name) or loaded["tasks"].get(entry.name) or entry.spec
+        return self._built[key]
 
     def _wrap(self, loaded: LoadedModel):
         if self._lm is None or self._lm.model is not loaded.model:

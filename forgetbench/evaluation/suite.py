@@ -9,7 +9,7 @@ from typing import Literal
 from forgetbench.data.file_task import FileTask, file_tasks
 from forgetbench.errors import ForgetbenchError
 from forgetbench.evaluation.task_configs import TASKS_DIR
-from forgetbench.validation import UNHASHED, NonNegative, Positive, check_fields
+from forgetbench.validation import HASHED_WHEN_SET, UNHASHED, NonNegative, Positive, check_fields
 
 
 @dataclass
@@ -53,6 +53,14 @@ class EvalSuite:
             applied): a format kept or lost.
         system_instruction: a system turn before every prompt (lm-eval's ``system_instruction``;
             plain text puts it first); null: none.
+        every_steps: also evaluate inside each task, every this many optimizer steps (null: only at
+            task boundaries); the rows go to ``inside_task.parquet`` with the optimizer step.
+        at_steps: also evaluate inside each task after these optimizer steps (with or without
+            ``every_steps``); a step at or past the task's last is left to the boundary evaluation.
+        inside_task_tasks: what is scored inside a task: names of the suite's tasks or of stream
+            tasks (null: the suite's general tasks).
+        inside_task_limit: items per task inside a task (null: all; the boundary evaluations
+            keep ``limit``).
     """
 
     name: str
@@ -70,6 +78,11 @@ class EvalSuite:
     fewshot_as_multiturn: bool | None = None
     system_instruction: str | None = None
     turn_end: NonNegative = 0
+    # evaluation inside a task: off by default, and hashed only when set (runs made before it keep their hash)
+    every_steps: Positive | None = field(default=None, metadata=HASHED_WHEN_SET)
+    at_steps: list[Positive] = field(default_factory=list, metadata=HASHED_WHEN_SET)
+    inside_task_tasks: list[str] | None = field(default=None, metadata=HASHED_WHEN_SET)
+    inside_task_limit: Positive | None = field(default=50, metadata=HASHED_WHEN_SET)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -96,6 +109,16 @@ class EvalSuite:
             "fewshot_as_multiturn": multiturn,
             "system_instruction": self.system_instruction,
         }
+
+    @property
+    def evaluates_inside_tasks(self) -> bool:
+        return self.every_steps is not None or bool(self.at_steps)
+
+    def evaluates_inside(self, step: int, total: int) -> bool:
+        """Whether optimizer step ``step`` (of ``total`` in its task) is followed by an evaluation inside
+        the task; the last step's is the boundary evaluation."""
+        every = self.every_steps is not None and step % self.every_steps == 0
+        return step < total and (every or step in self.at_steps)
 
     def category_of(self, task: str) -> str:
         """The category listing ``task`` (or a task it is a subtask of), else "other"."""
