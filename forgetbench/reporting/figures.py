@@ -209,3 +209,33 @@ def method_comparison(tasks: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
         right.set_title("Stream tasks learned (higher is better)")
     fig.tight_layout()
     return fig
+
+
+def inside_task_curves_figure(curves: pd.DataFrame, facts: pd.DataFrame) -> plt.Figure:
+    """Each general task's score at optimizer-step resolution (``reporting.inside_task``), a line per
+    run; dotted verticals mark the task boundaries, each task named above its span."""
+    tasks = sorted(curves["eval_task"].unique())
+    cols = min(3, len(tasks)) or 1
+    rows_n = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.4 * rows_n), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        these = curves[curves["eval_task"] == task]
+        for i, run in enumerate(these["run"].unique()):
+            line = these[these["run"] == run].sort_values("position")
+            label = _label(facts, run) if run in facts.index else run
+            ax.plot(line["position"], line["value"], marker=".", color=OKABE_ITO[i % len(OKABE_ITO)], label=label)
+        names = these.drop_duplicates("step").set_index("step")["trained_task"]
+        for step in range(1, int(these["step"].max()) + 1):
+            ax.axvline(step, color="grey", linestyle=":", linewidth=1)
+            ax.text(step - 0.5, 1.0, names.get(step, ""), transform=ax.get_xaxis_transform(), ha="center", va="bottom")
+        ax.set_title(task, pad=14)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("tasks fine-tuned (inner points: optimizer steps / task's steps)")
+        ax.set_ylabel(f"{these['metric'].iloc[0]} on the inner items (fraction)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Inside each task: the general score between task boundaries (dotted)")
+    fig.tight_layout()
+    return fig

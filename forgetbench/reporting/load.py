@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from forgetbench.errors import ForgetbenchError
-from forgetbench.results import RESULTS_FILE, read_items, read_results
+from forgetbench.results import RESULTS_FILE, read_inside_task, read_items, read_results
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Runs:
 
     rows: pd.DataFrame
     items: pd.DataFrame
+    inside: pd.DataFrame  # evaluations inside tasks (eval.every_steps); empty when no run made any
 
 
 def _expand(paths: list[str | Path]) -> list[Path]:
@@ -40,7 +41,7 @@ def load_runs(paths: list[str | Path]) -> Runs:
         if not found:
             raise ForgetbenchError(f"no {RESULTS_FILE} under {str(path)!r}: not a forgetbench run or multirun")
         files.extend(f for f in found if f not in files)
-    rows, items, seen = [], [], set()
+    rows, items, inside, seen = [], [], [], set()
     for file in files:
         run_rows = read_results(file)
         if run_rows.empty:
@@ -52,6 +53,7 @@ def load_runs(paths: list[str | Path]) -> Runs:
         seen.add(run)
         rows.append(run_rows.assign(run=run))
         items.append(read_items(file.parent).assign(run=run))
+        inside.append(read_inside_task(file.parent).assign(run=run))
     if not rows:
         raise ForgetbenchError(f"the results under {[str(p) for p in paths]} hold no rows")
-    return Runs(pd.concat(rows, ignore_index=True), pd.concat(items, ignore_index=True))
+    return Runs(*(pd.concat(frames, ignore_index=True) for frames in (rows, items, inside)))

@@ -22,9 +22,11 @@ from forgetbench.reporting.figures import (
     curves_by_architecture,
     fg_by_size,
     forgetting_curves,
+    inside_task_curves_figure,
     method_comparison,
     stream_heatmaps,
 )
+from forgetbench.reporting.inside_task import drop_timing, inside_task_curves
 from forgetbench.reporting.load import load_runs
 from forgetbench.reporting.render import Report, Section, mark_best, to_html, to_markdown
 from forgetbench.reporting.routing import routing_accuracy, routing_confusion
@@ -49,6 +51,15 @@ FORMULAS = (
     "LA = mean_j R[j][j]; BWT = mean_{j<T} (R[T][j] − R[j][j]); FWT = mean_{j>1} (R[j−1][j] − R[0][j]); "
     "forgetting = mean_{j<T} (max_{l<T} R[l][j] − R[T][j]). Intervals: 95% paired bootstrap over items "
     "(1000 draws); a drop marked * has an interval excluding zero."
+)
+
+
+INSIDE_TITLE = "When inside each task the general score fell"
+INSIDE_TEXT = (
+    "Evaluations inside each task (eval.every_steps) score the first eval.inside_task_limit items of each "
+    "general task; before/after are the same items at the task's boundaries. share of drop at first eval: "
+    "(before − score at the first inner evaluation) / (before − after); half of drop by step: the first "
+    "optimizer step whose score had fallen by half the task's drop."
 )
 
 
@@ -81,6 +92,9 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str | Non
             figures["curves_by_architecture"] = curves_by_architecture(by_seed.curves, size_points, common)
     if summary["method"].nunique() > 1:
         figures["method_comparison"] = method_comparison(tasks, summary)
+    inside = inside_task_curves(runs.inside, runs.rows, runs.items)
+    if not inside.empty:
+        figures["inside_task_curves"] = inside_task_curves_figure(inside, facts)
     for name, figure in figures.items():
         for kind, options in (("png", {"dpi": 130}), ("svg", {})):
             with _written_whole(out / f"{name}.{kind}") as tmp:
@@ -105,6 +119,10 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str | Non
             routing[0].to_csv(tmp, index=False)
     timing = (step_timing(runs.rows), eval_task_timing(runs.rows))
     report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures, size_points, routing, timing)
+    if not inside.empty:
+        report.sections.insert(-len(figures), Section(INSIDE_TITLE, INSIDE_TEXT, table=drop_timing(inside)))
+        with _written_whole(out / "inside_task_curves.csv") as tmp:
+            inside.to_csv(tmp, index=False)
     with _written_whole(out / "report.md") as tmp:
         tmp.write_text(to_markdown(report))
     with _written_whole(out / "report.html") as tmp:
@@ -161,6 +179,7 @@ def _assemble(summary, tasks, learning, facts, left_out, figures, size_points, r
         "curves_by_architecture": "Forgetting curves per architecture",
         "stream_matrix": "Stream accuracy matrix",
         "method_comparison": "Method comparison",
+        "inside_task_curves": "Forgetting curves inside each task",
     }
     report.sections += [Section(titles[name], figure=f"{name}.png") for name in figures]
     return report
