@@ -24,10 +24,21 @@ log = logging.getLogger(__name__)
 
 # The root config's keys and groups that change no result: where results go and what runs them
 # (device and threads change only floating-point rounding; the number of processes and how they split
-# the model, `distributed`, keep the effective batch), where the run is tracked (`logger`), and the
-# judge (hashed where a suite uses it, as eval.judge). A field of a group's dataclass says so beside
-# itself (validation.UNHASHED): these groups' fields are read from their classes.
-UNHASHED_KEYS = ("paths", "hydra", "keep_checkpoint", "device", "threads", "distributed", "judge", "logger")
+# the model, `distributed`, keep the effective batch), where the run is tracked (`logger`), the judge
+# (hashed where a suite uses it, as eval.judge) and what `forgetbench analyze` does afterwards
+# (`analysis`). A field of a group's dataclass says so beside itself (validation.UNHASHED): these
+# groups' fields are read from their classes.
+UNHASHED_KEYS = (
+    "paths",
+    "hydra",
+    "keep_checkpoint",
+    "device",
+    "threads",
+    "distributed",
+    "judge",
+    "logger",
+    "analysis",
+)
 GROUP_CLASSES = {"train": TrainConfig, "eval": EvalSuite}
 
 

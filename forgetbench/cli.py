@@ -3,7 +3,8 @@
 - ``forgetbench [overrides]``: an experiment (:mod:`forgetbench.experiment`);
 - ``forgetbench eval [RUN_DIR] [overrides]``: an experiment that only evaluates (:func:`eval_overrides`);
 - ``forgetbench report PATH... [--out DIR]``: a report across runs (:mod:`forgetbench.reporting.command`);
-- ``forgetbench data-check [overrides]``: what the model will see (:mod:`forgetbench.data_check`).
+- ``forgetbench data-check [overrides]``: what the model will see (:mod:`forgetbench.data_check`);
+- ``forgetbench analyze RUN_DIR [overrides]``: when and why a run forgot (:mod:`forgetbench.analysis.command`).
 
 Each command's modules are imported when it runs: a mistyped override is answered by the preflight in
 about a second, not after the recipe's imports.
@@ -22,8 +23,9 @@ if not sys.stderr.isatty():
     os.environ.setdefault("TQDM_DISABLE", "1")
 
 from forgetbench.errors import ForgetbenchError  # noqa: E402
+from forgetbench.run_record import override_key, recorded_overrides  # noqa: E402
 
-SUBCOMMANDS = ("eval", "report", "data-check")
+SUBCOMMANDS = ("eval", "report", "data-check", "analyze")
 
 
 def main() -> None:
@@ -38,6 +40,10 @@ def main() -> None:
         from forgetbench.data_check import main as data_check_main
 
         sys.exit(data_check_main(sys.argv[2:]))
+    if command == "analyze":
+        from forgetbench.analysis.command import main as analyze_main
+
+        sys.exit(analyze_main(sys.argv[2:]))
     if command == "eval":
         try:
             sys.argv = [sys.argv[0], *eval_overrides(sys.argv[2:])]
@@ -60,44 +66,33 @@ def eval_overrides(args: list[str]) -> list[str]:
     the overrides given after ``RUN_DIR`` change what is scored (``eval=...``)."""
     if args and "=" not in args[0] and not args[0].startswith("-"):
         return checkpoint_eval_overrides(Path(args[0]), args[1:])
-    named = any(_key(a) == "run_name" for a in args)
+    named = any(override_key(a) == "run_name" for a in args)
     return ["+eval_only=true", *([] if named else ["run_name=${model.name}-eval"]), *args]
 
 
 def checkpoint_eval_overrides(run_dir: Path, args: list[str]) -> list[str]:
     """The overrides that score ``run_dir``'s checkpoint: the run's recorded ones (and its own
     ``hydra.*`` ones, a search path), then ``eval_from`` and the new run's name, then ``args``."""
-    import yaml
-
     from forgetbench.checkpoint import checkpoint_step
 
-    record = run_dir / ".hydra"
-    if not (record / "overrides.yaml").is_file():
-        raise ForgetbenchError(
-            f"{str(run_dir)!r} is not a run directory (no .hydra/overrides.yaml): give a run's folder, "
-            "e.g. results/tiny_world/tiny_decoder-full-seed0, or overrides (KEY=VALUE)"
-        )
+    try:
+        recorded, given_to_hydra = recorded_overrides(run_dir)
+    except ForgetbenchError as err:
+        raise ForgetbenchError(f"{err}, or overrides (KEY=VALUE)") from None
     if checkpoint_step(run_dir) == -1:
         raise ForgetbenchError(
             f"{str(run_dir)!r} has no checkpoint to score: a finished run keeps its fine-tuned model only "
             "with keep_checkpoint=true (set it when running the experiment)"
         )
-    recorded = yaml.safe_load((record / "overrides.yaml").read_text()) or []
-    hydra_record = yaml.safe_load((record / "hydra.yaml").read_text()) if (record / "hydra.yaml").is_file() else {}
-    given_to_hydra = (hydra_record or {}).get("hydra", {}).get("overrides", {}).get("hydra", []) or []
     own = ("run_name", "eval_only", "eval_from")
     path = str(run_dir.resolve())
     if "'" in path or "\\" in path:
         raise ForgetbenchError(f"{path!r}: a run directory's path may not hold a quote or a backslash")
     return [
-        *[o for o in given_to_hydra if not o.startswith("hydra.mode=")],  # Hydra's own, not the user's
-        *[o for o in recorded if _key(o) not in own],
+        *given_to_hydra,
+        *[o for o in recorded if override_key(o) not in own],
         "+eval_only=true",
         f"+eval_from='{path}'",
         f"run_name={run_dir.name}-eval",
         *args,
     ]
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")

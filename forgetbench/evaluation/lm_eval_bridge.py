@@ -196,9 +196,11 @@ class LmEvalBridge:
         context: Callable | None = None,
         router: Router | None = None,
         inside_task: bool = False,
+        tasks: list[str] | None = None,
     ) -> Evaluation:
         """Score every task (``inside_task``: what ``eval.inside_task_tasks`` names, at
-        ``eval.inside_task_limit`` items); the model is back in train mode afterwards.
+        ``eval.inside_task_limit`` items; ``tasks``: only these suite or stream tasks); the model is
+        back in train mode afterwards.
 
         Args:
             loaded: the model and tokenizer.
@@ -220,12 +222,12 @@ class LmEvalBridge:
         # HFLM calls eval() once, when built; training has switched dropout (and gradient
         # checkpointing, which breaks cached generation) back on since
         loaded.model.eval()
-        entries = self.inside_entries if inside_task else self.entries
+        entries = self._selected(inside_task, tasks)
         try:
-            for index, entry in enumerate(entries, start=1):
+            for index, (key, entry) in enumerate(entries, start=1):
                 start = time.perf_counter()
                 model = routed_lm_class()(lm, router, loaded, entry.stream_task) if router else lm
-                built = self._built_task(("inside" if inside_task else "boundary", index), entry)
+                built = self._built_task(key, entry)
                 for task in _leaf_tasks(built):
                     lm.prepare_task(task)
                 with (
@@ -262,6 +264,33 @@ class LmEvalBridge:
         self._log_times(lm, label, time.perf_counter() - evaluation_start)
         return Evaluation(scores, pd.concat(items, ignore_index=True) if items else pd.DataFrame())
 
+    def _selected(self, inside_task: bool, tasks: list[str] | None) -> list[tuple[tuple[str, int], _Entry]]:
+        """The entries one evaluation scores, each with the key its built task is kept under."""
+        if inside_task:
+            return [(("inside", i), entry) for i, entry in enumerate(self.inside_entries)]
+        chosen = [(("boundary", i), entry) for i, entry in enumerate(self.entries)]
+        if tasks is None:
+            return chosen
+        return [(key, e) for key, e in chosen if e.name in tasks or (e.stream_task and e.stream_task in tasks)]
+
+    def documents(self, task: str) -> list[dict]:
+        """A general task's scored documents as training pairs (``doc_id``, ``prompt``: the rendered
+        question, ``response``: its gold answer's text), in lm-eval's order; the suite's limit applies.
+        For analyses that train on a task's own items (``forgetbench analyze``'s recovery probe)."""
+        key, entry = next((k, e) for k, e in self._selected(False, None) if e.name == task and not e.stream_task)
+        pairs = []
+        with datasets_from(self.suite.mirror):
+            for leaf in _leaf_tasks(self._built_task(key, entry)):
+                for doc_id, doc in enumerate(leaf.eval_docs):
+                    if entry.limit is not None and doc_id >= entry.limit:
+                        break
+                    target = leaf.doc_to_target(doc)
+                    if leaf.OUTPUT_TYPE == "multiple_choice":
+                        choices = leaf.doc_to_choice(doc)
+                        target = choices[target] if isinstance(target, int) else target
+                    pairs.append({"doc_id": doc_id, "prompt": leaf.doc_to_text(doc), "response": str(target)})
+        return pairs
+
     def _log_times(self, lm, label: str, seconds: float) -> None:
         """How one evaluation's time split, when the engine says: preparing requests, the model,
         scoring (lm-eval's metrics and everything else)."""
@@ -278,8 +307,8 @@ class LmEvalBridge:
         of tasks over local files: a field missing or null in some rows of a file but present in
         others would fail in the middle of an evaluation, after the run had started writing."""
         with datasets_from(self.suite.mirror):
-            for index, entry in enumerate(self.entries, start=1):
-                for task in _leaf_tasks(self._built_task(("boundary", index), entry)):
+            for key, entry in self._selected(inside_task=False, tasks=None):
+                for task in _leaf_tasks(self._built_task(key, entry)):
                     _check_local_rows(entry.name, task)
 
     def _built_task(self, key: tuple[str, int], entry: _Entry):

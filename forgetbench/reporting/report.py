@@ -44,6 +44,7 @@ from forgetbench.reporting.timing import eval_task_timing, step_timing
 from forgetbench.results import STREAM
 
 REPORT_DIR = "report"
+ANALYSIS_DIR = "analysis"  # written into a run's report by `forgetbench analyze` (forgetbench.analysis)
 
 FORMULAS = (
     "drop = R0 − Rfinal (×100: points); FG (Luo et al. 2023) = 1/N · Σ_m (R0 − Rm)/R0 × 100; "
@@ -97,7 +98,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str | Non
         figures["inside_task_curves"] = inside_task_curves_figure(inside, facts)
     for name, figure in figures.items():
         for kind, options in (("png", {"dpi": 130}), ("svg", {})):
-            with _written_whole(out / f"{name}.{kind}") as tmp:
+            with written_whole(out / f"{name}.{kind}") as tmp:
                 figure.savefig(tmp, format=kind, bbox_inches="tight", **options)
         plt.close(figure)
 
@@ -106,32 +107,35 @@ def write_report(paths: list[str | Path], out_dir: str | Path, metric: str | Non
         "merged_items.parquet": runs.items,
     }
     for name, table in tables.items():
-        with _written_whole(out / name) as tmp:
+        with written_whole(out / name) as tmp:
             table.to_parquet(tmp, index=False)
-    with _written_whole(out / "summary.csv") as tmp:
+    with written_whole(out / "summary.csv") as tmp:
         summary.to_csv(tmp)
     if not size_points.empty:
-        with _written_whole(out / "size_summary.csv") as tmp:
+        with written_whole(out / "size_summary.csv") as tmp:
             size_points.to_csv(tmp, index=False)
     routing = (routing_accuracy(runs.rows, runs.items), routing_confusion(runs.rows, runs.items))
     if not routing[0].empty:
-        with _written_whole(out / "routing.csv") as tmp:
+        with written_whole(out / "routing.csv") as tmp:
             routing[0].to_csv(tmp, index=False)
     timing = (step_timing(runs.rows), eval_task_timing(runs.rows))
     report = _assemble(summary, tasks, learning_view(rows), facts, left_out, figures, size_points, routing, timing)
+    if (out / ANALYSIS_DIR / "analysis.md").exists():
+        text = f"forgetbench analyze wrote {ANALYSIS_DIR}/analysis.md (and .html): recovery probe, where, drift."
+        report.sections.insert(1, Section("When and why it forgot", text))
     if not inside.empty:
         report.sections.insert(-len(figures), Section(INSIDE_TITLE, INSIDE_TEXT, table=drop_timing(inside)))
-        with _written_whole(out / "inside_task_curves.csv") as tmp:
+        with written_whole(out / "inside_task_curves.csv") as tmp:
             inside.to_csv(tmp, index=False)
-    with _written_whole(out / "report.md") as tmp:
+    with written_whole(out / "report.md") as tmp:
         tmp.write_text(to_markdown(report))
-    with _written_whole(out / "report.html") as tmp:
+    with written_whole(out / "report.html") as tmp:
         tmp.write_text(to_html(report, out))
     return out / "report.md"
 
 
 @contextlib.contextmanager
-def _written_whole(path: Path) -> Iterator[Path]:
+def written_whole(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path``, moved onto it once written: a failed write (a full disk)
     leaves the previous file, or none, never a truncated one."""
     tmp = path.with_name(f".{path.name}.tmp")
