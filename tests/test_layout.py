@@ -5,7 +5,7 @@ neither has the graph of folders (sub-packages):
 
 - foundation: errors, hashing, jsonl, hub_mirror, hardware (device, CPU threads), stopping (signals),
   resolvers (OmegaConf), validation (config fields), run_lock (one writer per run directory), run_log (the
-  run's log file, written once the run is accepted), distributed
+  run's log file, written once the run is accepted), run_record (the command a run recorded), distributed
   (the processes of a multi-GPU run: DDP, FSDP)
 - data: the results table, what a stream hands over (``stream_records``), model loading and its chat
   template (``chat``), checkpoints, streams (data only; the tiny world's streams live in ``tiny``), users'
@@ -14,9 +14,10 @@ neither has the graph of folders (sub-packages):
 - engines: training (the loop, its chunked loss, packing and optimizer), evaluation (the one door to lm-eval), metrics
 - plug-ins: methods, the tiny world's model and suite factories, experiment trackers
   (``loggers``)
-- recipe and reporting: assembling a run from its config (``assembly``), the runner (one run) and reporting
-  (across runs), neither of the last two importing the other
-- entry points: ``python -m forgetbench``, the console script, the command-line preflight and ``data-check``
+- recipe and reporting: assembling a run from its config (``assembly``), the runner (one run), reporting
+  (across runs), neither of those two importing the other, and the analyses of a finished run (``analysis``)
+- entry points: ``python -m forgetbench``, the console script, the command-line preflight, ``data-check``
+  and ``analyze`` (``analysis.command``)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ LAYERS = [
         "validation",
         "run_lock",
         "run_log",
+        "run_record",
         "distributed",
     ],
     [
@@ -63,8 +65,8 @@ LAYERS = [
     ],
     ["training", "evaluation", "metrics"],
     ["methods", "routing", "tiny.model", "tiny.suite", "loggers"],
-    ["assembly", "runner", "reporting"],
-    ["__main__", "cli", "experiment", "preflight", "data_check"],
+    ["assembly", "runner", "reporting", "analysis"],
+    ["__main__", "cli", "experiment", "preflight", "data_check", "analysis.command"],
 ]
 
 

@@ -84,18 +84,7 @@ def _probe(run: AnalysedRun, dropped: Dropped, settings: AnalysisSettings) -> di
         train_ids, scored = held_apart(list(documents), settings.probe_examples, settings.seed)
         examples = Dataset.from_list([{k: documents[i][k] for k in ("prompt", "response")} for i in train_ids])
     loaded = run.models.load(run.final_weights)
-    config = replace(
-        run.train_config,
-        steps=settings.probe_steps,
-        epochs=None,
-        lr=settings.probe_lr or run.train_config.lr,
-        batch_size=min(settings.probe_batch_size, len(examples)),
-        grad_accum=1,
-        effective_batch_size=None,
-        log_every=settings.probe_steps,
-        checkpoint_every_minutes=None,
-    )
-    train_on_task(loaded.model, loaded.tokenizer, examples, config, settings.seed, label=f"probe {dropped.eval_task}")
+    train_probe(loaded, examples, run.train_config, settings)
     label = f"probe {dropped.eval_task}"
     probed = run.bridge.evaluate(loaded, label, tasks=[dropped.stream_task or dropped.eval_task]).items
     last = int(run.rows["step"].max())
@@ -121,6 +110,23 @@ def _probe(run: AnalysedRun, dropped: Dropped, settings: AnalysisSettings) -> di
         "share high": high,
         "reads as": verdict(share, settings.spurious_share),
     }
+
+
+def train_probe(loaded: LoadedModel, examples: Dataset, train_config: TrainConfig, settings: AnalysisSettings) -> None:
+    """The probe's training, in place: ``settings.probe_steps`` optimizer steps on ``examples`` (every
+    weight; at ``settings.probe_lr``, else the run's lr), otherwise as the run trained."""
+    config = replace(
+        train_config,
+        steps=settings.probe_steps,
+        epochs=None,
+        lr=settings.probe_lr or train_config.lr,
+        batch_size=min(settings.probe_batch_size, len(examples)),
+        grad_accum=1,
+        effective_batch_size=None,
+        log_every=settings.probe_steps,
+        checkpoint_every_minutes=None,
+    )
+    train_on_task(loaded.model, loaded.tokenizer, examples, config, settings.seed, label="recovery probe")
 
 
 def where(run: AnalysedRun) -> pd.DataFrame:

@@ -42,7 +42,6 @@ def main(argv: list[str]) -> int:
     if not argv or "=" in argv[0] or argv[0].startswith("-"):
         print(f"forgetbench analyze: error: give a run directory first; {USAGE}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     try:
         path = analyze(Path(argv[0]), argv[1:])
     except ForgetbenchError as err:
@@ -67,6 +66,8 @@ def analyze(run_dir: Path, overrides: list[str]) -> Path:
     rows = RunTable(run_dir).read()
     last = _check_finished(run_dir, rows)
     final, steps = _kept_weights(run_dir, last, settings)
+    # accepted: progress from here on (a refusal above is its one line alone)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     torch.set_num_threads(cpu_threads(cfg.threads))
     run = _assemble(cfg, rows, run_dir, final, steps)
     for name in QUIET_WHILE_ANALYSING:  # a line per model rebuilt, dozens of them: said once, above

@@ -29,9 +29,9 @@ class AnalysisSettings:
     """
 
     parts: list[Part] = field(default_factory=lambda: ["recovery", "where", "drift"])
-    probe_steps: Positive = 20
+    probe_steps: Positive = 30
     probe_lr: PositiveFloat | None = None
-    probe_examples: Positive = 32
+    probe_examples: Positive = 48
     probe_batch_size: Positive = 8
     min_drop: NonNegativeFloat = 0.02
     spurious_share: Fraction = 0.5
