@@ -83,10 +83,15 @@ def _probe(run: AnalysedRun, dropped: Dropped, settings: AnalysisSettings) -> di
         documents = {d["doc_id"]: d for d in run.bridge.documents(dropped.eval_task)}
         train_ids, scored = held_apart(list(documents), settings.probe_examples, settings.seed)
         examples = Dataset.from_list([{k: documents[i][k] for k in ("prompt", "response")} for i in train_ids])
+    tasks = [dropped.stream_task or dropped.eval_task]
     loaded = run.models.load(run.final_weights)
     train_probe(loaded, examples, run.train_config, settings)
-    label = f"probe {dropped.eval_task}"
-    probed = run.bridge.evaluate(loaded, label, tasks=[dropped.stream_task or dropped.eval_task]).items
+    probed = run.bridge.evaluate(loaded, f"probe {dropped.eval_task}", tasks=tasks).items
+    # the control: the same probe on the base model, which forgot nothing (what the probe teaches by itself)
+    base = run.models.load_base()
+    base.model.requires_grad_(True)
+    train_probe(base, examples, run.train_config, settings)
+    control = run.bridge.evaluate(base, f"probe {dropped.eval_task} on the base", tasks=tasks).items
     last = int(run.rows["step"].max())
 
     def outcomes(frame: pd.DataFrame) -> np.ndarray:
@@ -105,6 +110,7 @@ def _probe(run: AnalysedRun, dropped: Dropped, settings: AnalysisSettings) -> di
         "reference": float(reference.mean()),
         "final": float(final.mean()),
         "after probe": float(probe.mean()),
+        "base after probe": float(outcomes(control).mean()),
         "recovered share": share,
         "share low": low,
         "share high": high,

@@ -16,7 +16,9 @@ RECOVERY_TEXT = (
     "A copy of the final model trained for a few steps on a slice of each dropped task's own data (held "
     "apart from the items scored), then rescored. recovered share = (after probe − final) / (reference − "
     "final) on the scored items, 95% paired bootstrap interval; spurious (task alignment lost) when it "
-    "reaches the threshold, real (knowledge lost) below it."
+    "reaches the threshold, real (knowledge lost) below it. base after probe: the same probe on the base "
+    "model, which forgot nothing: what the probe teaches by itself (a probe that lifts the base well above "
+    "its reference teaches, and a share above 1 says so)."
 )
 WHERE_TEXT = (
     "Per module group: rel. change = ||W_final − W_base|| / ||W_base||; alone = the general score of the "
