@@ -100,8 +100,8 @@ def main() -> None:
         root = args.keep or Path(tmp)
         run_dirs, costs, recovery, where, drift = [], [], [], [], []
         for seed in range(args.seeds):
-            inside = [f"eval.every_steps={args.every}", f"eval.inside_task_limit={args.inside_limit}"]
-            overrides = [f"seed={seed}", *inside, "keep_checkpoint=all", *args.overrides]
+            inner = [f"eval.every_steps={args.every}", f"eval.inside_task_limit={args.inside_limit}"]
+            overrides = [f"seed={seed}", *inner, "keep_checkpoint=all", *args.overrides]
             _, run_seconds = forgetbench([f"paths.root_dir={root}", *overrides])
             run_dir = root / "results" / "tiny_world" / RUN.format(seed=seed)
             log = (run_dir / "__main__.log").read_text()

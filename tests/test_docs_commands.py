@@ -95,6 +95,8 @@ def _overrides(command: DocCommand) -> list[str] | None:
     args = list(command.args)
     if args[:1] == ["report"]:
         return None
+    if args[:1] == ["analyze"]:  # analyze RUN_DIR: the run's own overrides come from the run, then these
+        return args[2:]
     if args[:1] == ["data-check"]:
         args = args[1:]
     elif args[:1] == ["eval"]:
@@ -136,6 +138,8 @@ def _run_smoke_sized(command: DocCommand, root: Path, cache: Path) -> None:
     args = list(command.args)
     if args[:1] == ["report"]:
         full = [program, "report", *[str(root / p) if not p.startswith("-") else p for p in args[1:]]]
+    elif args[:1] == ["analyze"]:  # the run directory under root; the run recorded its own sizes
+        full = [program, "analyze", str(root / args[1]), *args[2:]]
     elif args[:1] in (["eval"], ["data-check"]):
         full = [program, args[0], *_smoke_sized(args[1:], root, cache)]
     else:
@@ -145,15 +149,17 @@ def _run_smoke_sized(command: DocCommand, root: Path, cache: Path) -> None:
 
 
 def test_the_readmes_offline_commands_run(tmp_path, cache_dir) -> None:
-    """Each of the README's offline commands, smoke-sized, through the console script; ``report`` after
-    the runs, over what they wrote."""
-    reports = [c for c in README_OFFLINE if c.args[:1] == ["report"]]
-    runs = [c for c in README_OFFLINE if c not in reports and c.args not in RUN_ELSEWHERE]
-    for command in [*runs, *reports]:
+    """Each of the README's offline commands, smoke-sized, through the console script; ``analyze`` and
+    ``report`` after the runs, over what they wrote."""
+    after = [c for c in README_OFFLINE if c.args[:1] in (("analyze",), ("report",))]  # args: a tuple
+    runs = [c for c in README_OFFLINE if c not in after and c.args not in RUN_ELSEWHERE]
+    for command in [*runs, *after]:
         _run_smoke_sized(command, tmp_path, cache_dir)
     # the runs wrote results where the README says (results/<experiment>/...), and the report read them
     assert len(read_results(tmp_path / "results" / "tiny_world")) > 0
     assert (tmp_path / "results" / "tiny_world" / "report" / "report.md").exists()
+    analysed = [c for c in after if c.args[:1] == ("analyze",)]
+    assert analysed and all((tmp_path / c.args[1] / "report" / "analysis" / "analysis.md").exists() for c in analysed)
 
 
 @pytest.mark.parametrize("args", list(RUN_ELSEWHERE))

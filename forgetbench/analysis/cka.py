@@ -36,19 +36,24 @@ def layer_states(
         if model.config.is_encoder_decoder:
             first = torch.full((mask.shape[0], 1), model.config.decoder_start_token_id, device=device)
             result = model(**batch, decoder_input_ids=first, output_hidden_states=True)
-            named = [(f"encoder {i}", h, mask) for i, h in enumerate(result.encoder_hidden_states)]
-            named += [(f"decoder {i}", h, None) for i, h in enumerate(result.decoder_hidden_states)]
+            named = [(_name("encoder ", i), h, mask) for i, h in enumerate(result.encoder_hidden_states)]
+            named += [(_name("decoder ", i), h, None) for i, h in enumerate(result.decoder_hidden_states)]
         else:
             result = model(**batch, output_hidden_states=True)
-            named = [(f"layer {i}", h, mask) for i, h in enumerate(result.hidden_states)]
+            named = [(_name("", i), h, mask) for i, h in enumerate(result.hidden_states)]
         for name, hidden, weights in named:
             pooled = hidden[:, 0] if weights is None else (hidden * weights).sum(1) / weights.sum(1)
             out.setdefault(name, []).append(pooled.float().cpu())
     return {name: torch.cat(parts) for name, parts in out.items()}
 
 
+def _name(stack: str, index: int) -> str:
+    """transformers' hidden_states[0] is the embeddings' output, [i] layer i − 1's (the names of :mod:`.where`)."""
+    return f"{stack}embeddings" if index == 0 else f"{stack}layer {index - 1} output"
+
+
 def drift_table(base: dict[str, torch.Tensor], steps: dict[int, dict[str, torch.Tensor]]) -> pd.DataFrame:
-    """Linear CKA of each layer's states at each step with the base model's (layer 0: the embeddings)."""
+    """Linear CKA of each layer's states at each step with the base model's."""
     rows = [
         {"layer": layer, "step": step, "cka": linear_cka(base[layer], states[layer])}
         for step, states in sorted(steps.items())
