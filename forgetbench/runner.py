@@ -44,7 +44,7 @@ from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.evaluation.lm_eval_output import Evaluation
 from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.loggers import Tracker, Trackers
-from forgetbench.methods.base import TaskContext
+from forgetbench.methods.base import TaskContext, training_state_kept
 from forgetbench.metrics import forgetting_table, primary_scores
 from forgetbench.results import GENERAL, STREAM, InsideTaskTable, ResultRow, RunFacts, RunTable
 from forgetbench.run_lock import run_lock
@@ -296,9 +296,10 @@ class Recipe:
         exactly as it would have without the evaluation (and as a resume from a checkpoint does)."""
         label = f"step {step}/{len(self.stream)} {task} inside {stats.step}/{stats.total}"
         rng, start = rng_state(), time.perf_counter()
-        evaluation = self.bridge.evaluate(
-            self.loaded, label, self.method.evaluating, self.method.router(), inside_task=True
-        )
+        with training_state_kept(self.loaded.model):
+            evaluation = self.bridge.evaluate(
+                self.loaded, label, self.method.evaluating, self.method.router(), inside_task=True
+            )
         set_rng_state(rng)
         seconds = time.perf_counter() - start
         self._inside_seconds += seconds

@@ -3,12 +3,13 @@ exact after a crash between two of them, unchanged boundary rows, and the report
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from forgetbench import runner
 from forgetbench.reporting.report import write_report
-from forgetbench.results import InsideTaskTable, read_results
+from forgetbench.results import InsideTaskTable, read_items, read_results
 from tests.conftest import SMALL, compose, run_cli
 from tests.helpers import Crash
 
@@ -34,7 +35,7 @@ def straight(tmp_path_factory, cache_dir):
 
 
 def test_inner_rows_come_at_the_configured_steps_and_change_no_boundary_row(straight) -> None:
-    (rows, inside), _, boundaries_only = straight
+    (rows, inside), run_dir, boundaries_only = straight
     general = {"tiny_world_knowledge", "tiny_world_continuation", "tiny_world_reading"}
     for step in (1, 2):
         at = inside[inside["step"] == step]
@@ -46,6 +47,8 @@ def test_inner_rows_come_at_the_configured_steps_and_change_no_boundary_row(stra
     # (all but the config hash: eval.every_steps is hashed when set)
     differ = ["config_hash", "run_id"]
     pd.testing.assert_frame_equal(rows.drop(columns=differ), boundaries_only.drop(columns=differ))
+    logliks = [np.concatenate(read_items(run_dir.parent / name)["logliks"].to_list()) for name in ("inside", "boundaries")]
+    np.testing.assert_array_equal(*logliks)
     assert rows["config_hash"].iloc[0] != boundaries_only["config_hash"].iloc[0]
 
 
@@ -95,3 +98,22 @@ def test_an_unknown_inside_task_is_one_line_naming_the_valid_ones(tmp_path, cach
     [line] = done.stderr.strip().splitlines()
     assert "'knowledge'" in line and "tiny_world_knowledge" in line and "translate" in line
     assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("results.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("route", "scored"),
+    [("oracle", "[tiny_world_knowledge,translate]"), ("learned", "null")],  # oracle: translate has its adapter
+)
+def test_routed_adapters_train_the_same_with_inner_evaluations(route: str, scored: str, tmp_path, cache_dir) -> None:
+    """An inner evaluation routes inputs to earlier tasks' adapters (peft's set_adapter also makes them
+    trainable); training must go on with the task's own adapter: every boundary item's log-likelihoods
+    equal a run's without inner evaluations."""
+    method = ["method=adapters", f"method.route={route}"]
+    inside = [*INSIDE, f"eval.inside_task_tasks={scored}"]
+    items = {}
+    for name, extra in (("inside", inside), ("boundaries", [])):
+        _run(tmp_path, cache_dir, [*method, *extra], name)
+        items[name] = read_items(tmp_path / name).sort_values(["step", "eval_task", "doc_id"], ignore_index=True)
+    assert len(InsideTaskTable(tmp_path / "inside").read()) > 0
+    logliks = [np.concatenate(frame["logliks"].to_list()) for frame in items.values()]
+    np.testing.assert_array_equal(*logliks)

@@ -121,3 +121,21 @@ def weighted_distance(model: torch.nn.Module, anchor: dict[str, torch.Tensor], w
         term = (diff * weight[name].to(param.device)).sum() if weight is not None else diff.sum()
         total = term if total is None else total + term
     return total
+
+
+@contextlib.contextmanager
+def training_state_kept(model: torch.nn.Module) -> Iterator[None]:
+    """Leave the model as training had it after an evaluation inside a task: which weights train
+    (``requires_grad``) and, for a peft model, which adapters are active. A method's evaluation
+    state (``method=adapters`` routes an input to an earlier task's adapter, and peft's ``set_adapter``
+    makes the adapters it activates trainable) would otherwise carry on into the task's training."""
+    trainable = {name: param.requires_grad for name, param in model.named_parameters()}
+    tuner = getattr(model, "base_model", None)
+    active = getattr(tuner, "active_adapter", None) if hasattr(model, "peft_config") else None
+    try:
+        yield
+    finally:
+        if active is not None:
+            tuner.set_adapter(active)
+        for name, param in model.named_parameters():
+            param.requires_grad_(trainable[name])
