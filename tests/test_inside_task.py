@@ -47,7 +47,8 @@ def test_inner_rows_come_at_the_configured_steps_and_change_no_boundary_row(stra
     # (all but the config hash: eval.every_steps is hashed when set)
     differ = ["config_hash", "run_id"]
     pd.testing.assert_frame_equal(rows.drop(columns=differ), boundaries_only.drop(columns=differ))
-    logliks = [np.concatenate(read_items(run_dir.parent / name)["logliks"].to_list()) for name in ("inside", "boundaries")]
+    runs = (run_dir.parent / "inside", run_dir.parent / "boundaries")
+    logliks = [np.concatenate(read_items(run)["logliks"].to_list()) for run in runs]
     np.testing.assert_array_equal(*logliks)
     assert rows["config_hash"].iloc[0] != boundaries_only["config_hash"].iloc[0]
 
