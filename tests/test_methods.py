@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -12,10 +13,11 @@ from forgetbench.methods.base import TaskContext
 from forgetbench.methods.ewc import EWC
 from forgetbench.methods.l2sp import L2SP
 from forgetbench.methods.lora import LoRA
+from forgetbench.methods.merge import Merge, dare, magmax, task_arithmetic, ties, trim
 from forgetbench.methods.olora import OLoRA, orthogonality
 from forgetbench.methods.peft_adapters import LoRASettings, adapter_name
 from forgetbench.methods.replay import Replay
-from forgetbench.results import read_results
+from forgetbench.results import read_items, read_results
 from forgetbench.training import TrainConfig, train_on_task
 from tests.conftest import SMALL, compose, run_cli
 from tests.helpers import RecordingMethod, crash_after_step_one_then_resume, tiny_model
@@ -179,6 +181,16 @@ def test_wise_with_alpha_one_equals_full(tmp_path, cache_dir) -> None:
     assert not _values(partial)["value"].equals(_values(full)["value"])
 
 
+def test_merge_by_task_arithmetic_at_scale_one_is_full_fine_tuning(tmp_path, cache_dir) -> None:
+    """θ0 + Σ τ_i is θ_t up to rounding: every item's log-likelihoods agree closely."""
+    full = _run(tmp_path, cache_dir, ["method=full"], "full")
+    _run(tmp_path, cache_dir, ["method=merge", "method.operator=task_arithmetic"], "merge")
+    logliks = [np.concatenate(read_items(tmp_path / name)["logliks"].to_list()) for name in ("full", "merge")]
+    np.testing.assert_allclose(*logliks, atol=1e-4)
+    ties = _run(tmp_path, cache_dir, ["method=merge", "method.operator=ties"], "ties")
+    assert not _values(ties)["value"].equals(_values(full)["value"])
+
+
 def test_adapters_keep_the_base_and_score_each_task_with_its_own(tmp_path, cache_dir) -> None:
     rows = _run(tmp_path, cache_dir, ["method=adapters"], "adapters")
     general = rows[rows["eval_kind"] == "general"].pivot_table(index="step", columns="eval_task", values="value")
@@ -190,7 +202,7 @@ def test_adapters_keep_the_base_and_score_each_task_with_its_own(tmp_path, cache
     assert stream.loc[2, "stream_translate"] == stream.loc[1, "stream_translate"]
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "adapters", "olora", "ewc", "l2sp", "replay", "wise"])
+@pytest.mark.parametrize("method", ["full", "lora", "adapters", "olora", "ewc", "l2sp", "replay", "wise", "merge"])
 def test_resumed_run_equals_uninterrupted(method: str, tmp_path, cache_dir, monkeypatch) -> None:
     overrides = [f"method={method}"] + (["method.fisher_examples=16"] if method == "ewc" else [])
     straight = _run(tmp_path, cache_dir, overrides, "straight")
@@ -217,3 +229,40 @@ def test_a_methods_new_weights_come_from_the_runs_seed_not_the_process(tmp_path,
     torch.rand(1000)  # what an earlier job in the same process leaves behind
     again = _run(tmp_path, cache_dir, ["method=lora"], "again")
     pd.testing.assert_frame_equal(_values(first), _values(again))
+
+
+# ---- merging ----
+
+
+def test_merge_operators_equal_their_formulas_on_hand_made_updates() -> None:
+    a = torch.tensor([3.0, -1.0, 0.5, -2.0])
+    b = torch.tensor([-1.0, -4.0, 0.25, 2.0])
+    assert torch.equal(task_arithmetic([a, b]), a + b)
+    assert torch.equal(magmax([a, b]), torch.tensor([3.0, -4.0, 0.5, -2.0]))  # ties of magnitude: the first
+    # ties, density 0.5: a keeps 3, -2; b keeps -4, 2; elected signs: +1, -1, 0, 0 → disjoint means
+    assert torch.equal(trim(a, 0.5), torch.tensor([3.0, 0.0, 0.0, -2.0]))
+    assert torch.equal(ties([a, b], 0.5), torch.tensor([3.0, -4.0, 0.0, 0.0]))
+    # density 1: entry 3's signs agree (+), entry 4's cancel (sum 0: nothing elected)
+    assert torch.equal(ties([a, b], 1.0), torch.tensor([3.0, -2.5, 0.375, 0.0]))
+    # dare: the masks a fixed seed draws, the kept entries rescaled by 1/(1 − p)
+    p = 0.5
+    draws = torch.Generator().manual_seed(7)
+    first = torch.rand(4, generator=draws) >= p
+    second = torch.rand(4, generator=draws) >= p
+    expected = a * first / (1 - p) + b * second / (1 - p)
+    assert torch.allclose(dare([a, b], p, torch.Generator().manual_seed(7)), expected)
+    assert torch.equal(dare([a], 0.0, torch.Generator().manual_seed(0)), a)
+
+
+@pytest.mark.parametrize("operator", ["task_arithmetic", "ties", "dare", "magmax"])
+def test_merging_one_task_gives_that_tasks_model(operator: str) -> None:
+    model, tokenizer = _model()
+    method = Merge(operator=operator, density=1.0, drop=0.0)
+    model = method.prepare_model(model, ["t"])
+    ctx = _ctx(model, tokenizer, _examples())
+    method.before_task(ctx)
+    train_on_task(model, tokenizer, ctx.examples, TrainConfig(steps=3, batch_size=4, lr=1e-2), seed=0)
+    trained = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method.after_task(ctx)
+    for name, param in model.named_parameters():
+        assert torch.allclose(param, trained[name], atol=1e-6), name
