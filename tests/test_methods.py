@@ -13,14 +13,15 @@ from forgetbench.methods.base import TaskContext
 from forgetbench.methods.ewc import EWC
 from forgetbench.methods.l2sp import L2SP
 from forgetbench.methods.lora import LoRA
+from forgetbench.methods.lwf import LwF
 from forgetbench.methods.merge import Merge, dare, magmax, task_arithmetic, ties, trim
 from forgetbench.methods.olora import OLoRA, orthogonality
 from forgetbench.methods.peft_adapters import LoRASettings, adapter_name
 from forgetbench.methods.replay import Replay
 from forgetbench.results import read_items, read_results
-from forgetbench.training import TrainConfig, train_on_task
+from forgetbench.training import TrainConfig, make_loader, train_on_task
 from tests.conftest import SMALL, compose, run_cli
-from tests.helpers import RecordingMethod, crash_after_step_one_then_resume, tiny_model
+from tests.helpers import Crash, RecordingMethod, crash_after_step_one_then_resume, tiny_model
 
 WORDS = "add one two three four five six seven eight nine red blue green".split()
 TWO_TASKS = ["stream.tasks=[translate,count]"]
@@ -202,7 +203,10 @@ def test_adapters_keep_the_base_and_score_each_task_with_its_own(tmp_path, cache
     assert stream.loc[2, "stream_translate"] == stream.loc[1, "stream_translate"]
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "adapters", "olora", "ewc", "l2sp", "replay", "wise", "merge"])
+METHODS = ["full", "lora", "adapters", "olora", "ewc", "l2sp", "replay", "wise", "merge", "lwf"]
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_resumed_run_equals_uninterrupted(method: str, tmp_path, cache_dir, monkeypatch) -> None:
     overrides = [f"method={method}"] + (["method.fisher_examples=16"] if method == "ewc" else [])
     straight = _run(tmp_path, cache_dir, overrides, "straight")
@@ -266,3 +270,66 @@ def test_merging_one_task_gives_that_tasks_model(operator: str) -> None:
     method.after_task(ctx)
     for name, param in model.named_parameters():
         assert torch.allclose(param, trained[name], atol=1e-6), name
+
+
+# ---- learning without forgetting ----
+
+
+def test_lwf_loss_equals_its_hand_computation_on_a_batch() -> None:
+    model, tokenizer = _model()
+    method = LwF(strength=0.7, temperature=2.0)
+    ctx = _ctx(model, tokenizer, _examples())
+    method.before_task(ctx)  # the teacher: the model as it is now
+    _nudge(model, 0.05)
+    batch = next(iter(make_loader(ctx.examples, tokenizer, model, ctx.train_config, 4, seed=0)))
+    got = float(method.batch_loss(model, batch).detach())
+    with torch.no_grad():
+        student, teacher = model(**batch).logits, method._teacher(**batch).logits
+    total, count = 0.0, 0
+    for row in range(batch["labels"].shape[0]):
+        for i in range(batch["labels"].shape[1] - 1):
+            if batch["labels"][row, i + 1] == -100:
+                continue
+            p = torch.softmax(teacher[row, i].double() / 2.0, -1)
+            q = torch.softmax(student[row, i].double() / 2.0, -1)
+            total += float((p * (p.log() - q.log())).sum())
+            count += 1
+    assert count > 0 and got == pytest.approx(0.7 * 4.0 * total / count, rel=1e-4)
+    method.after_task(ctx)
+    assert method.batch_loss(model, batch) is None  # no teacher between tasks
+
+
+def test_lwf_with_strength_zero_trains_exactly_as_full() -> None:
+    weights = []
+    for method in (None, LwF(strength=0.0)):
+        model, tokenizer = _model()
+        ctx = _ctx(model, tokenizer, _examples())
+        hook = None
+        if method is not None:
+            method.before_task(ctx)
+            hook = method.batch_loss
+        train_on_task(model, tokenizer, ctx.examples, TrainConfig(steps=3, batch_size=4), seed=0, batch_loss=hook)
+        weights.append({n: p.detach().clone() for n, p in model.named_parameters()})
+    assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+
+
+def test_lwf_resumed_inside_a_task_distils_from_the_same_teacher(tmp_path, cache_dir, monkeypatch) -> None:
+    """A crash right after a mid-task checkpoint of the second task: the resumed task's teacher is the
+    model before that task (kept in the checkpoint), not the weights it resumed from."""
+    overrides = ["method=lwf", "train.checkpoint_every_minutes=1e-9"]
+    straight = _run(tmp_path, cache_dir, overrides, "straight")
+    save = runner.save_checkpoint
+
+    def crash_inside_task_two(run_dir, step, weights, optimizer, method, task=None, config_hash=None):
+        save(run_dir, step, weights, optimizer, method, task, config_hash)
+        if task is not None and step == 1 and task["step"] == 4:
+            assert method["teacher"] is not None
+            raise Crash
+
+    monkeypatch.setattr(runner, "save_checkpoint", crash_inside_task_two)
+    with pytest.raises(Crash):
+        _run(tmp_path, cache_dir, overrides, "crashed")
+    monkeypatch.setattr(runner, "save_checkpoint", save)
+    pd.testing.assert_frame_equal(_values(straight), _values(_run(tmp_path, cache_dir, overrides, "crashed")))
+    logliks = [np.concatenate(read_items(tmp_path / name)["logliks"].to_list()) for name in ("straight", "crashed")]
+    np.testing.assert_allclose(*logliks, rtol=0, atol=1e-6)

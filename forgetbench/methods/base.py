@@ -2,10 +2,11 @@
 
 The runner calls them in this order: ``prepare_model`` (once, before step 0),
 then for each task of the stream ``before_task``, ``training_examples``,
-``extra_loss`` (every forward pass: the training loop takes it as its loss
-hook), ``after_task``, and ``evaluating`` around each eval task (with ``router``
-picking adapters per input inside it, for a method that has one). Each per-task
-hook gets a :class:`TaskContext`.
+``extra_loss`` and ``batch_loss`` (every forward pass: the training loop takes them
+as its loss hooks), ``before_update`` (every optimizer step, on its gradients),
+``after_task``, and ``evaluating`` around each eval task (with ``router`` picking
+adapters per input inside it, for a method that has one). Each per-task hook gets
+a :class:`TaskContext`.
 ``state_dict``/``load_state_dict`` carry the method's own state through the
 run checkpoint so a resumed run equals an uninterrupted one.
 """
@@ -84,6 +85,13 @@ class Method:
     def extra_loss(self, model: PreTrainedModel) -> torch.Tensor | None:
         """A term added to the task loss at every forward pass (penalties)."""
         return None
+
+    def batch_loss(self, model: PreTrainedModel, inputs: dict) -> torch.Tensor | None:
+        """A term added to the task loss that depends on the micro-batch's model inputs (distillation)."""
+        return None
+
+    def before_update(self, model: PreTrainedModel) -> None:
+        """After each optimizer step's backward passes, before clipping: may change the gradients."""
 
     def after_task(self, ctx: TaskContext) -> None:
         """Called after training on a task, before it is evaluated."""

@@ -239,6 +239,8 @@ class TaskResult:
 
 
 ExtraLoss = Callable[[PreTrainedModel], "torch.Tensor | None"]
+BatchLoss = Callable[[PreTrainedModel, dict], "torch.Tensor | None"]  # a term that depends on the batch (LwF)
+BeforeUpdate = Callable[[PreTrainedModel], None]  # sees the step's gradients before clipping (A-GEM projects them)
 
 
 @dataclass
@@ -260,6 +262,8 @@ def train_on_task(
     optimizer: torch.optim.Optimizer | None = None,
     label: str = "",
     extra_loss: ExtraLoss | None = None,
+    batch_loss: BatchLoss | None = None,
+    before_update: BeforeUpdate | None = None,
     resume: TaskProgress | None = None,
     after_step: Callable[[Callable[[], TaskProgress], bool, StepStats], None] | None = None,
     processes: Processes | None = None,
@@ -274,6 +278,10 @@ def train_on_task(
     Args:
         extra_loss: ``extra_loss(model)`` is added to the task loss at every forward pass
             (a method's penalty); None, or a call returning None, adds nothing.
+        batch_loss: ``batch_loss(model, inputs)`` is added too, given the micro-batch's model inputs
+            (a term on the batch itself: LwF's distillation); None adds nothing.
+        before_update: ``before_update(model)`` after each step's backward passes, before clipping and
+            the optimizer step: it may change the gradients (A-GEM's projection).
         resume: continue the task from a mid-task checkpoint: its batches are skipped (the order
             depends on ``seed`` alone), the optimizer and schedule take their saved states.
         after_step: called after every optimizer step with a function that snapshots the
@@ -317,6 +325,9 @@ def train_on_task(
                 with processes.no_sync(module, syncing=done_here == len(mine)):
                     with autocast(device, config.autocast), _model_inputs(model, batch, family) as inputs:
                         loss = lm_loss(model, inputs, config, module)
+                        on_batch = batch_loss(model, inputs) if batch_loss else None
+                    if on_batch is not None:
+                        loss = loss + on_batch
                     extra = extra_loss(model) if extra_loss else None
                     if extra is not None:
                         loss = loss + extra
@@ -329,7 +340,9 @@ def train_on_task(
                     f"loss became {loss_value} at step {step + 1}/{total} of task {label!r}: lower train.lr, keep "
                     "train.max_grad_norm above 0, or under train.autocast try bfloat16 (float16 overflows) or null"
                 )
-            # 2) clip, step, schedule
+            # 2) a method's look at the gradients, then clip, step, schedule
+            if before_update:
+                before_update(model)
             if config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
