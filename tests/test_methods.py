@@ -9,6 +9,7 @@ import torch
 from datasets import Dataset
 
 from forgetbench import runner
+from forgetbench.methods.agem import AGEM, project
 from forgetbench.methods.base import TaskContext
 from forgetbench.methods.ewc import EWC
 from forgetbench.methods.l2sp import L2SP
@@ -203,7 +204,7 @@ def test_adapters_keep_the_base_and_score_each_task_with_its_own(tmp_path, cache
     assert stream.loc[2, "stream_translate"] == stream.loc[1, "stream_translate"]
 
 
-METHODS = ["full", "lora", "adapters", "olora", "ewc", "l2sp", "replay", "wise", "merge", "lwf"]
+METHODS = ["full", "lora", "adapters", "olora", "ewc", "l2sp", "replay", "wise", "merge", "lwf", "agem"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -333,3 +334,40 @@ def test_lwf_resumed_inside_a_task_distils_from_the_same_teacher(tmp_path, cache
     pd.testing.assert_frame_equal(_values(straight), _values(_run(tmp_path, cache_dir, overrides, "crashed")))
     logliks = [np.concatenate(read_items(tmp_path / name)["logliks"].to_list()) for name in ("straight", "crashed")]
     np.testing.assert_allclose(*logliks, rtol=0, atol=1e-6)
+
+
+# ---- A-GEM ----
+
+
+def test_agem_projection_removes_the_conflict_and_leaves_an_agreeing_gradient() -> None:
+    reference = torch.tensor([1.0, 2.0, -1.0])
+    conflicting = torch.tensor([-3.0, 0.5, 2.0])  # dot = -4
+    projected = project(conflicting, reference)
+    assert float(torch.dot(projected, reference)) == pytest.approx(0.0, abs=1e-6)
+    assert torch.allclose(projected, conflicting + 4 / 6 * reference)
+    agreeing = torch.tensor([1.0, 0.0, 0.5])
+    assert project(agreeing, reference) is agreeing
+
+
+def test_agem_leaves_every_step_with_no_conflict_against_the_memory() -> None:
+    model, tokenizer = _model()
+    method = AGEM(memory_per_task=8, memory_batch=8)
+    first = _ctx(model, tokenizer, _examples(tag="a"), step=1)
+    method.before_task(first)
+    method.after_task(first)  # the memory: 8 of task 1's examples
+    second = _ctx(model, tokenizer, _examples(tag="b"), step=2)
+    method.before_task(second)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for seed in range(3):  # a random gradient, conflicting or not
+        generator = torch.Generator().manual_seed(seed)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=generator)
+        before = torch.cat([p.grad.flatten() for p in params])
+        reference = method.memory_gradient(model, params, update=seed + 1)  # the draw the hook makes next
+        method.before_update(model)
+        after = torch.cat([p.grad.flatten() for p in params])
+        assert float(torch.dot(after, reference)) >= -1e-4 * float(reference.norm() * before.norm())
+        if float(torch.dot(before, reference)) >= 0:
+            assert torch.equal(after, before)
+        else:
+            assert not torch.equal(after, before)
