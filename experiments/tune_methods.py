@@ -52,6 +52,9 @@ KNOBS: dict[str, tuple[str, object, list]] = {
     "ewc": ("method.strength", 100.0, [10.0, 1000.0]),
     "l2sp": ("method.strength", 0.01, [0.001, 0.1]),
     "wise": ("method.alpha", 0.5, [0.3, 0.7]),
+    "merge": ("method.operator", "ties", ["task_arithmetic", "dare", "magmax"]),
+    "lwf": ("method.strength", 1.0, [0.3, 3.0]),
+    "agem": ("method.memory_per_task", 100, [30, 300]),
 }
 CONF_OUT = ROOT / "conf" / "experiment" / "tiny_world_methods"
 
