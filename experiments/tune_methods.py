@@ -55,6 +55,8 @@ KNOBS: dict[str, tuple[str, object, list]] = {
     "merge": ("method.operator", "ties", ["task_arithmetic", "dare", "magmax"]),
     "lwf": ("method.strength", 1.0, [0.3, 3.0]),
     "agem": ("method.memory_per_task", 100, [30, 300]),
+    "ilora": ("method.ema", 0.99, [0.9, 0.999]),
+    "sdft": ("method.keep", "containing", ["all"]),
 }
 CONF_OUT = ROOT / "conf" / "experiment" / "tiny_world_methods"
 

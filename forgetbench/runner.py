@@ -253,6 +253,7 @@ class Recipe:
                 extra_loss=self.method.extra_loss,
                 batch_loss=self.method.batch_loss,
                 before_update=self.method.before_update,
+                after_update=self.method.after_update,
                 resume=self.task_progress if step == self.done + 1 else None,
                 after_step=functools.partial(self._after_optimizer_step, step, task.name),
                 processes=self.processes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 import subprocess
 import sys
 
@@ -168,10 +169,10 @@ def _real(loaded):
 @pytest.mark.parametrize("damage", ["spurious", "real"])
 def test_the_recovery_probe_tells_spurious_from_real_forgetting(damage: str, shipped_base) -> None:
     """Over 6 probe seeds (the held-apart draw and the probe's batches) on this machine: spurious shares
-    0.59-0.85, real 0.05-0.16; the thresholds sit outside those, on 3 seeds."""
+    0.59-0.85, real 0.05-0.16; the thresholds sit outside those, on 2 seeds."""
     loaded, documents, outcomes, train_config = shipped_base
     damaged = _spurious(loaded, documents) if damage == "spurious" else _real(loaded)
-    for seed in range(3):
+    for seed in range(2):
         settings = dataclasses.replace(PROBE, seed=seed)
         train_ids, scored = held_apart([d["doc_id"] for d in documents], settings.probe_examples, seed)
         assert not set(train_ids) & set(scored)
@@ -199,10 +200,17 @@ def _analyze(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_analyze_writes_the_section_into_the_runs_report(tmp_path, cache_dir) -> None:
-    done = run_cli([*SMALL, "keep_checkpoint=all"], tmp_path, cache_dir)
+@pytest.fixture(scope="module")
+def kept_run(tmp_path_factory, cache_dir):
+    """A smoke-sized run of the default that kept every step's weights."""
+    root = tmp_path_factory.mktemp("kept")
+    done = run_cli([*SMALL, "keep_checkpoint=all"], root, cache_dir)
     assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = tmp_path.joinpath(*RUN)
+    return root.joinpath(*RUN)
+
+
+def test_analyze_writes_the_section_into_the_runs_report(kept_run) -> None:
+    run_dir = kept_run
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [f"step-00{i}.safetensors" for i in range(4)]
     analysed = _analyze(str(run_dir), "analysis.min_drop=0", "analysis.probe_steps=4")
     assert analysed.returncode == 0, analysed.stderr[-3000:]
@@ -215,19 +223,26 @@ def test_analyze_writes_the_section_into_the_runs_report(tmp_path, cache_dir) ->
     drift = pd.read_csv(folder / "drift.csv")
     assert set(drift["step"]) == {1, 2, 3} and drift["cka"].between(-1e-6, 1 + 1e-6).all()
     recovery = pd.read_csv(folder / "recovery.csv")
-    assert len(recovery) and recovery["items scored"].gt(0).all()
+    assert len(recovery) and recovery["items scored"].gt(0).all() and "base after probe" in recovery
     assert "## When and why it forgot" in (run_dir / "report" / "report.md").read_text()
     assert (folder / "drift.png").stat().st_size > 0 and (folder / "analysis.html").stat().st_size > 0
 
 
-def test_analyze_says_in_one_line_what_to_rerun_with(tmp_path, cache_dir) -> None:
-    done = run_cli(SMALL, tmp_path, cache_dir)  # keep_checkpoint=false: no weights kept
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = tmp_path.joinpath(*RUN)
+@pytest.mark.parametrize("kept", ["nothing", "final"])
+def test_analyze_says_in_one_line_what_to_rerun_with(kept: str, kept_run, tmp_path) -> None:
+    """A run that kept no weights (keep_checkpoint=false), or only its final ones (true) when where and
+    drift need every step's: one line naming the rerun, and nothing written."""
+    run_dir = tmp_path / kept_run.name
+    shutil.copytree(kept_run, run_dir, ignore=shutil.ignore_patterns("report"))
+    shutil.rmtree(run_dir / "checkpoints")
+    if kept == "nothing":
+        shutil.rmtree(run_dir / "checkpoint")
     refused = _analyze(str(run_dir))
     assert refused.returncode == 2
     [line] = refused.stderr.strip().splitlines()
     assert "keep_checkpoint=all" in line and "run_name=" in line
+    if kept == "final":
+        assert "analysis.parts=[recovery]" in line
     assert not (run_dir / "report" / "analysis").exists()
     not_a_run = _analyze(str(tmp_path))
     assert not_a_run.returncode == 2 and "not a run directory" in not_a_run.stderr

@@ -12,6 +12,7 @@ from forgetbench import runner
 from forgetbench.methods.agem import AGEM, project
 from forgetbench.methods.base import TaskContext
 from forgetbench.methods.ewc import EWC
+from forgetbench.methods.ilora import ILoRA
 from forgetbench.methods.l2sp import L2SP
 from forgetbench.methods.lora import LoRA
 from forgetbench.methods.lwf import LwF
@@ -19,6 +20,7 @@ from forgetbench.methods.merge import Merge, dare, magmax, task_arithmetic, ties
 from forgetbench.methods.olora import OLoRA, orthogonality
 from forgetbench.methods.peft_adapters import LoRASettings, adapter_name
 from forgetbench.methods.replay import Replay
+from forgetbench.methods.sdft import SDFT
 from forgetbench.results import read_items, read_results
 from forgetbench.training import TrainConfig, make_loader, train_on_task
 from tests.conftest import SMALL, compose, run_cli
@@ -204,7 +206,21 @@ def test_adapters_keep_the_base_and_score_each_task_with_its_own(tmp_path, cache
     assert stream.loc[2, "stream_translate"] == stream.loc[1, "stream_translate"]
 
 
-METHODS = ["full", "lora", "adapters", "olora", "ewc", "l2sp", "replay", "wise", "merge", "lwf", "agem"]
+METHODS = [
+    "full",
+    "lora",
+    "adapters",
+    "olora",
+    "ewc",
+    "l2sp",
+    "replay",
+    "wise",
+    "merge",
+    "lwf",
+    "agem",
+    "ilora",
+    "sdft",
+]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -371,3 +387,63 @@ def test_agem_leaves_every_step_with_no_conflict_against_the_memory() -> None:
             assert torch.equal(after, before)
         else:
             assert not torch.equal(after, before)
+
+
+# ---- I-LoRA ----
+
+
+def test_ilora_slow_adapter_is_the_moving_average_of_the_fast_one_and_is_evaluated() -> None:
+    model, tokenizer = _model()
+    method = ILoRA(ema=0.9, consistency=0.5)
+    model = method.prepare_model(model, ["t"])
+    pairs = method._pairs(model)
+    assert pairs and all(torch.equal(slow, fast) for slow, fast in pairs)  # both start alike
+    ctx = _ctx(model, tokenizer, _examples())
+    batch = next(iter(make_loader(ctx.examples, tokenizer, model, ctx.train_config, 4, seed=0)))
+    assert float(method.batch_loss(model, batch).detach()) == 0.0  # same weights, same hidden states
+    expected = [slow.detach().clone() for slow, _ in pairs]
+
+    def record_then_average(m) -> None:  # the EMA by hand, from each step's fast weights
+        for i, (_, fast) in enumerate(pairs):
+            expected[i] = 0.9 * expected[i] + 0.1 * fast.detach()
+        method.after_update(m)
+
+    config = TrainConfig(steps=4, batch_size=4, lr=1e-2)
+    train_on_task(
+        model, tokenizer, ctx.examples, config, seed=0, batch_loss=method.batch_loss, after_update=record_then_average
+    )
+    for (slow, fast), want in zip(pairs, expected, strict=True):
+        assert torch.allclose(slow, want, atol=1e-6)
+        assert not torch.equal(slow, fast) and not slow.requires_grad and fast.requires_grad
+    with method.evaluating(model, "any"):
+        assert model.base_model.active_adapter == "slow"
+    assert model.base_model.active_adapter == "fast"
+
+
+# ---- self-distillation fine-tuning ----
+
+
+def test_sdft_trains_on_the_models_own_rewrites_cached_through_a_resume(monkeypatch) -> None:
+    model, tokenizer = _model()
+    method = SDFT(keep="all", max_new_tokens=4)
+    ctx = _ctx(model, tokenizer, _examples(6))
+    rows = method.training_examples(ctx).to_list()
+    for row, original in zip(rows, ctx.examples.to_list(), strict=True):
+        prompt = method.template.format(prompt=original["prompt"], response=original["response"])
+        ids = tokenizer(prompt, return_tensors="pt")
+        out = model.generate(**ids, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        own = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).split("\n")[0].strip()
+        assert row["prompt"] == original["prompt"] and row["response"] == (own or original["response"])
+    # cached: a resumed task (its state loaded) trains on the same rows without generating again
+    state = method.state_dict()
+    resumed = SDFT(keep="all", max_new_tokens=4)
+    resumed.load_state_dict(state)
+    monkeypatch.setattr("forgetbench.methods.sdft.generate_greedily", lambda *a, **k: pytest.fail("regenerated"))
+    assert resumed.training_examples(ctx).to_list() == rows
+    # keep=containing: a rewrite that lost the reference answer gives way to the reference
+    monkeypatch.setattr(
+        "forgetbench.methods.sdft.generate_greedily",
+        lambda m, t, prompts, *a: ["it is " + prompts[0][:3]] * len(prompts),
+    )
+    kept = SDFT(keep="containing").rewrite(ctx)
+    assert [r["response"] for r in kept] == ctx.examples["response"]

@@ -164,17 +164,24 @@ class FastLM(HFLM):
                 )
             eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
-            max_new = kwargs.pop("max_gen_toks")
-            limit = self.max_length - max_new if self.backend == "causal" else self.max_length
-            start = time.perf_counter()
-            contexts = [ids[-limit:] for ids in self._encode_generation([requests[i].args[0] for i in rows])]
-            self.times.prepare += time.perf_counter() - start
-            order = sorted(range(len(rows)), key=lambda j: (-len(contexts[j]), j))
-            for batch in self._generation_batches(order, contexts, max_new):
-                texts = self._generate([contexts[j] for j in batch], until, max_new)
-                for j, text in zip(batch, texts, strict=True):
-                    results[rows[j]] = text
+            texts = self.generate([requests[i].args[0] for i in rows], until, kwargs.pop("max_gen_toks"))
+            for i, text in zip(rows, texts, strict=True):
+                results[i] = text
         return results  # type: ignore[return-value]
+
+    def generate(self, prompts: list[str], until: list[str], max_new: int) -> list[str]:
+        """Greedy continuations of ``prompts``, longest first in token-budget batches, each cut at the
+        first of ``until`` (the engine's own generation: lm-eval's tasks, and a method's rewrites)."""
+        limit = self.max_length - max_new if self.backend == "causal" else self.max_length
+        start = time.perf_counter()
+        contexts = [ids[-limit:] for ids in self._encode_generation(prompts)]
+        self.times.prepare += time.perf_counter() - start
+        texts: list[str] = [""] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda j: (-len(contexts[j]), j))
+        for batch in self._generation_batches(order, contexts, max_new):
+            for j, text in zip(batch, self._generate([contexts[j] for j in batch], until, max_new), strict=True):
+                texts[j] = text
+        return texts
 
     def _encode_generation(self, strings: list[str]) -> list[list[int]]:
         """HFLM's ``tok_batch_encode`` rule: a causal model's special tokens follow

@@ -3,7 +3,8 @@
 The runner calls them in this order: ``prepare_model`` (once, before step 0),
 then for each task of the stream ``before_task``, ``training_examples``,
 ``extra_loss`` and ``batch_loss`` (every forward pass: the training loop takes them
-as its loss hooks), ``before_update`` (every optimizer step, on its gradients),
+as its loss hooks), ``before_update`` and ``after_update`` (every optimizer step:
+its gradients, then its new weights),
 ``after_task``, and ``evaluating`` around each eval task (with ``router`` picking
 adapters per input inside it, for a method that has one). Each per-task hook gets
 a :class:`TaskContext`.
@@ -92,6 +93,9 @@ class Method:
 
     def before_update(self, model: PreTrainedModel) -> None:
         """After each optimizer step's backward passes, before clipping: may change the gradients."""
+
+    def after_update(self, model: PreTrainedModel) -> None:
+        """After each optimizer step: may look at or change the new weights (a moving average)."""
 
     def after_task(self, ctx: TaskContext) -> None:
         """Called after training on a task, before it is evaluated."""

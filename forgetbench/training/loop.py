@@ -241,6 +241,7 @@ class TaskResult:
 ExtraLoss = Callable[[PreTrainedModel], "torch.Tensor | None"]
 BatchLoss = Callable[[PreTrainedModel, dict], "torch.Tensor | None"]  # a term that depends on the batch (LwF)
 BeforeUpdate = Callable[[PreTrainedModel], None]  # sees the step's gradients before clipping (A-GEM projects them)
+AfterUpdate = Callable[[PreTrainedModel], None]  # sees the weights after the optimizer step (I-LoRA's moving average)
 
 
 @dataclass
@@ -264,6 +265,7 @@ def train_on_task(
     extra_loss: ExtraLoss | None = None,
     batch_loss: BatchLoss | None = None,
     before_update: BeforeUpdate | None = None,
+    after_update: AfterUpdate | None = None,
     resume: TaskProgress | None = None,
     after_step: Callable[[Callable[[], TaskProgress], bool, StepStats], None] | None = None,
     processes: Processes | None = None,
@@ -282,6 +284,7 @@ def train_on_task(
             (a term on the batch itself: LwF's distillation); None adds nothing.
         before_update: ``before_update(model)`` after each step's backward passes, before clipping and
             the optimizer step: it may change the gradients (A-GEM's projection).
+        after_update: ``after_update(model)`` after each optimizer step (I-LoRA's moving average).
         resume: continue the task from a mid-task checkpoint: its batches are skipped (the order
             depends on ``seed`` alone), the optimizer and schedule take their saved states.
         after_step: called after every optimizer step with a function that snapshots the
@@ -346,6 +349,8 @@ def train_on_task(
             if config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
+            if after_update:
+                after_update(model)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
