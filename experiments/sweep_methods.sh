@@ -9,7 +9,7 @@
 #       lands in results/tiny_world_methods_safety/multirun/report (about 15 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-methods=full,lora,adapters,replay,ewc,l2sp,olora,wise
+methods=full,lora,adapters,replay,ewc,l2sp,olora,wise,merge,lwf,agem,ilora,sdft
 name=tiny_world_methods
 extra=()
 if [[ "${1:-}" == "--safety" ]]; then

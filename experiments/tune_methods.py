@@ -55,7 +55,7 @@ KNOBS: dict[str, tuple[str, object, list]] = {
     "merge": ("method.operator", "ties", ["task_arithmetic", "dare", "magmax"]),
     "lwf": ("method.strength", 1.0, [0.3, 3.0]),
     "agem": ("method.memory_per_task", 100, [30, 300]),
-    "ilora": ("method.ema", 0.99, [0.9, 0.999]),
+    "ilora": ("method.consistency", 1.0, [0.0, 0.1]),
     "sdft": ("method.keep", "containing", ["all"]),
 }
 CONF_OUT = ROOT / "conf" / "experiment" / "tiny_world_methods"
@@ -114,9 +114,17 @@ def search(method: str, run) -> list[dict]:
             }
         )
     at_best_lr = [best] + rows[n_lr:]
-    chosen = max(at_best_lr, key=lambda r: (r["acc"], -abs(float(r["value"] or 0) - float(default or 0))))
+    chosen = max(at_best_lr, key=lambda r: (r["acc"], -_distance(r["value"], default)))
     chosen["chosen"] = True
     return rows
+
+
+def _distance(value, default) -> float:
+    """How far a knob's value is from its default (ties on the criterion go to the nearer): numbers by
+    difference, a choice (merge's operator) 0 for the default and 1 otherwise."""
+    if isinstance(value, str) or isinstance(default, str):
+        return float(value != default)
+    return abs(float(value or 0) - float(default or 0))
 
 
 def _beyond_edge(best: float, tried: list[float]) -> float | None:
