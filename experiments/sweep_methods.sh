@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every method against forgetting on the tiny world, each with the learning rate and knob that
 # experiments/tune_methods.py chose on the stream's validation items (conf/experiment/tiny_world_methods/),
-# over seeds 0-2: one multirun (CPU, about 12 minutes with the base model cached); the comparison
+# over seeds 0-2: one multirun (CPU, about 10 minutes for the 13 methods with the base model cached); the comparison
 # report, with the seeds pooled into means and intervals, lands in results/tiny_world_methods/multirun/report.
 #   bash experiments/sweep_methods.sh            # the base model, eval=tiny_world
 #   bash experiments/sweep_methods.sh --safety   # the model through the safety stage, eval=tiny_world_safety:

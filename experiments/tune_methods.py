@@ -17,7 +17,7 @@ knob's default.
 Prints one table (every run: method, lr, knob, validation ACC, and beside it LA and the general
 suite's mean drop, which show each method's learning-forgetting trade-off across the grid). ``--write`` writes
 the chosen values to ``conf/experiment/tiny_world_methods/<method>.yaml``, which
-``experiments/sweep_methods.sh`` runs over seeds. About 27 minutes on 2 cores with ``--jobs 2``.
+``experiments/sweep_methods.sh`` runs over seeds. About 40 minutes for the 13 methods on 2 cores with ``--jobs 2``.
 """
 
 from __future__ import annotations

@@ -232,7 +232,7 @@ def test_resumed_run_equals_uninterrupted(method: str, tmp_path, cache_dir, monk
 
 
 def test_every_method_runs_on_an_encoder_decoder_and_the_report_compares_them(tmp_path, cache_dir) -> None:
-    methods = ["full", "lora", "adapters", "olora", "replay", "ewc", "l2sp", "wise"]
+    methods = METHODS
     done = run_cli(["-m", "model=tiny_encdec", f"method={','.join(methods)}", *SMALL, *TWO_TASKS], tmp_path, cache_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = tmp_path / "results" / "tiny_world" / "multirun"
