@@ -25,16 +25,30 @@ def _label(facts: pd.DataFrame, run: str) -> str:
     return f"{row['model']} · {row['method']} · s{row['seed']}"
 
 
+def _task_grid(n_tasks: int, width: float) -> tuple[plt.Figure, np.ndarray]:
+    """A figure of one panel per task, three to a row."""
+    cols = min(3, n_tasks) or 1
+    rows = -(-n_tasks // cols)
+    return plt.subplots(rows, cols, figsize=(width * cols, 3.4 * rows), squeeze=False)
+
+
+def _finish_grid(fig: plt.Figure, axes: np.ndarray, n_tasks: int, title: str) -> plt.Figure:
+    """Blank the unused panels, put the legend in the first, title the figure."""
+    for ax in list(axes.flat)[n_tasks:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def forgetting_curves(
     rows: pd.DataFrame, intervals: pd.DataFrame, facts: pd.DataFrame, tasks: list[str], metric: str | None = None
 ) -> plt.Figure:
     """Score against step per general eval task (``metric``; None: each task's headline), a line per
     run, with its 95% band; a metric whose rise is the loss (over_refusal) says so on its axis."""
     scored = primary_scores(rows) if metric is None else rows[rows["metric"] == metric]
-    cols = min(3, len(tasks)) or 1
-    fig, axes = plt.subplots(
-        -(-len(tasks) // cols), cols, figsize=(4.2 * cols, 3.4 * -(-len(tasks) // cols)), squeeze=False
-    )
+    fig, axes = _task_grid(len(tasks), 4.2)
     for ax, task in zip(axes.flat, tasks):
         name = (
             scored.loc[scored["eval_task"] == task, "metric"].iloc[0]
@@ -56,12 +70,7 @@ def forgetting_curves(
         ax.set_xlabel("step (tasks fine-tuned)")
         ax.set_ylabel(f"{name} (fraction{', up is worse' if name in LOWER_IS_BETTER else ''})")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(tasks) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle("Forgetting curves (bands: 95% bootstrap intervals)")
-    fig.tight_layout()
-    return fig
+    return _finish_grid(fig, axes, len(tasks), "Forgetting curves (bands: 95% bootstrap intervals)")
 
 
 def fg_by_size(points: pd.DataFrame) -> plt.Figure:
@@ -215,9 +224,7 @@ def inside_task_curves_figure(curves: pd.DataFrame, facts: pd.DataFrame) -> plt.
     """Each general task's score at optimizer-step resolution (``reporting.inside_task``), a line per
     run; dotted verticals mark the task boundaries, each task named above its span."""
     tasks = sorted(curves["eval_task"].unique())
-    cols = min(3, len(tasks)) or 1
-    rows_n = -(-len(tasks) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.4 * rows_n), squeeze=False)
+    fig, axes = _task_grid(len(tasks), 4.6)
     for ax, task in zip(axes.flat, tasks):
         these = curves[curves["eval_task"] == task]
         for i, run in enumerate(these["run"].unique()):
@@ -233,9 +240,4 @@ def inside_task_curves_figure(curves: pd.DataFrame, facts: pd.DataFrame) -> plt.
         ax.set_xlabel("tasks fine-tuned (inner points: optimizer steps / task's steps)")
         ax.set_ylabel(f"{these['metric'].iloc[0]} on the inner items (fraction)")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(tasks) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle("Inside each task: the general score between task boundaries (dotted)")
-    fig.tight_layout()
-    return fig
+    return _finish_grid(fig, axes, len(tasks), "Inside each task: the general score between task boundaries (dotted)")
