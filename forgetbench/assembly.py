@@ -5,11 +5,12 @@ and ``forgetbench data-check`` both assemble a run this way, so it lives below b
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.chat import chat_setting_key
@@ -47,7 +48,7 @@ def config_hash(cfg: DictConfig) -> str:
     values interpolated from ``paths`` (cache dirs, the Hub mirror) do not change it."""
     masked = OmegaConf.to_container(cfg, resolve=False)
     masked["paths"] = {key: f"<paths.{key}>" for key in cfg.paths}
-    for group, cls in GROUP_CLASSES.items():
+    for group, cls in _group_classes(masked).items():
         for name in unhashed_fields(cls):
             masked[group].pop(name, None)
         for name, default in hashed_when_set(cls).items():
@@ -57,6 +58,20 @@ def config_hash(cfg: DictConfig) -> str:
         masked["model"]["chat_template"] = chat_setting_key(str(masked["model"]["chat_template"]))
     resolved = OmegaConf.to_container(OmegaConf.create(masked), resolve=True)
     return stable_hash({k: v for k, v in resolved.items() if k not in UNHASHED_KEYS})
+
+
+def _group_classes(masked: dict) -> dict[str, type]:
+    """The dataclasses whose fields say how they are hashed: train's, eval's, and the method's plug-in
+    (from its ``_target_``: a method's knob added later is hashed only when set, as eval's are)."""
+    classes = dict(GROUP_CLASSES)
+    target = masked.get("method", {}).get("_target_")
+    try:
+        method = get_class(target)
+    except Exception:  # noqa: BLE001 - a wrong _target_ is reported, in one line, when the method is built
+        return classes
+    if dataclasses.is_dataclass(method):
+        classes["method"] = method
+    return classes
 
 
 def build(node: DictConfig, group: str):

@@ -38,7 +38,11 @@ def hashed_when_set(cls: type) -> dict[str, Any]:
     found = {}
     for f in dataclasses.fields(cls):
         if f.metadata.get("hashed") == "when set":
-            found[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if dataclasses.is_dataclass(default):  # a nested node, as its YAML writes it: with its _target_
+                target = f"{type(default).__module__}.{type(default).__qualname__}"
+                default = {"_target_": target, **dataclasses.asdict(default)}
+            found[f.name] = default
     return found
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from datasets import Dataset
+from peft.tuners.lora import LoraLayer
 
 from forgetbench import runner
 from forgetbench.methods.agem import AGEM, project
@@ -16,7 +17,7 @@ from forgetbench.methods.ilora import ILoRA
 from forgetbench.methods.l2sp import L2SP
 from forgetbench.methods.lora import LoRA
 from forgetbench.methods.lwf import LwF
-from forgetbench.methods.merge import Merge, dare, magmax, task_arithmetic, ties, trim
+from forgetbench.methods.merge import MERGED, Merge, dare, magmax, task_arithmetic, ties, trim
 from forgetbench.methods.olora import OLoRA, orthogonality
 from forgetbench.methods.peft_adapters import LoRASettings, adapter_name
 from forgetbench.methods.replay import Replay
@@ -223,9 +224,14 @@ METHODS = [
 ]
 
 
-@pytest.mark.parametrize("method", METHODS)
+# every method, and merging LoRA adapters (dare: its masks come from the global RNG, seeded per task)
+RESUMED = [*METHODS, "merge method.adapters=true method.operator=dare"]
+
+
+@pytest.mark.parametrize("method", RESUMED)
 def test_resumed_run_equals_uninterrupted(method: str, tmp_path, cache_dir, monkeypatch) -> None:
-    overrides = [f"method={method}"] + (["method.fisher_examples=16"] if method == "ewc" else [])
+    name, *knobs = method.split()
+    overrides = [f"method={name}", *knobs] + (["method.fisher_examples=16"] if method == "ewc" else [])
     straight = _run(tmp_path, cache_dir, overrides, "straight")
     resumed = crash_after_step_one_then_resume(lambda name: _run(tmp_path, cache_dir, overrides, name), monkeypatch)
     pd.testing.assert_frame_equal(_values(straight), _values(resumed))
@@ -287,6 +293,44 @@ def test_merging_one_task_gives_that_tasks_model(operator: str) -> None:
     method.after_task(ctx)
     for name, param in model.named_parameters():
         assert torch.allclose(param, trained[name], atol=1e-6), name
+
+
+@pytest.mark.parametrize("operator", ["task_arithmetic", "ties", "dare", "magmax"])
+def test_merging_lora_adapters_equals_each_operator_on_the_adapters_updates(operator: str) -> None:
+    """adapters=true: after each task the merged adapter's update is λ·merge(ΔW_1..ΔW_t) of the task
+    adapters' updates (at a rank that keeps it exact), only the task's own adapter trains, and the base
+    stays bit-identical. peft merges a single adapter as it is: after one task, λ·ΔW_1 for every operator."""
+    model, tokenizer = _model()
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method = Merge(operator=operator, adapters=True, scale=0.5, density=0.25, drop=0.5, merged_rank=64)
+    model = method.prepare_model(model, ["a", "b"])
+    draws = torch.Generator().manual_seed(0)
+    for step in (1, 2):
+        ctx = _ctx(model, tokenizer, _examples(), step)
+        method.before_task(ctx)
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        assert trainable and all(f".{adapter_name(step)}." in n for n in trainable)
+        with torch.no_grad():  # the task's training, as random updates
+            for p in trainable.values():
+                p.copy_(0.1 * torch.randn(p.shape, generator=draws))
+        method.after_task(ctx)
+        assert model.base_model.active_adapter == MERGED
+        for layer in [m for m in model.modules() if isinstance(m, LoraLayer)]:
+            deltas = [layer.get_delta_weight(adapter_name(i)) for i in range(1, step + 1)]
+            merged = layer.get_delta_weight(MERGED)
+            if step == 1:
+                torch.testing.assert_close(merged, 0.5 * deltas[0], atol=1e-5, rtol=1e-4)
+            elif operator == "dare":  # each update's entry dropped, or kept and doubled (drop 0.5)
+                d1, d2 = deltas
+                options = torch.stack([0 * d1, d1, d2, d1 + d2]) * 0.5 * 2
+                closest = (options - merged).abs().min(0).values
+                assert closest.max() < 1e-5 and 0.1 < (merged.abs() < 1e-6).float().mean() < 0.4
+            else:
+                formula = {"task_arithmetic": task_arithmetic, "magmax": magmax}.get(operator, lambda v: ties(v, 0.25))
+                torch.testing.assert_close(merged, 0.5 * formula(deltas), atol=1e-5, rtol=1e-4)
+    for name, param in model.named_parameters():
+        if "lora_" not in name:
+            assert torch.equal(param, base[name.replace("base_model.model.", "").replace(".base_layer", "")]), name
 
 
 # ---- learning without forgetting ----
