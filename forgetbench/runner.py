@@ -44,6 +44,7 @@ from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.evaluation.lm_eval_output import Evaluation
 from forgetbench.hardware import available_cores, cpu_threads, resolve_device
 from forgetbench.loggers import Tracker, Trackers
+from forgetbench.memory import describe_peak, reset_peak
 from forgetbench.methods.base import TaskContext, training_state_kept
 from forgetbench.metrics import forgetting_table, primary_scores
 from forgetbench.results import GENERAL, STREAM, InsideTaskTable, ResultRow, RunFacts, RunTable
@@ -111,7 +112,8 @@ class Recipe:
         self.processes.config = build(self.cfg.distributed, "distributed")
         self.bridge = LmEvalBridge(self.suite, self.stream, tokenizer)
         self.bridge.check_data()
-        self.loaded = model_source.load(self.processes.start(resolve_device(self.cfg.device)))
+        self.device = self.processes.start(resolve_device(self.cfg.device))
+        self.loaded = model_source.load(self.device)
         if self.loaded.chat_template and not self.loaded.model.config.is_encoder_decoder:
             log.info(
                 "chat template in force: training labels the assistant turns; evaluation %s it",
@@ -239,6 +241,7 @@ class Recipe:
                 seed=self.cfg.seed * 1000 + step,
                 general_examples=self.general_examples,
             )
+            reset_peak(self.device)
             self.method.before_task(ctx)
             examples = self.method.training_examples(ctx)
             self._inside_seconds = 0.0
@@ -260,6 +263,11 @@ class Recipe:
                 module=self.module,
             )
             self.method.after_task(ctx)
+            # what the method costs, beside the scores (experiments/method_costs.py reads these lines)
+            log.info(
+                f"step {step}/{n}: {trained.steps} optimizer steps in {trained.seconds:.1f}s "
+                f"({trained.seconds / max(trained.steps, 1):.3f} s/step), {describe_peak(self.device)}"
+            )
             if self._inside_seconds:  # what evaluating inside the task cost, beside the training
                 log.info(
                     f"step {step}/{n}: evaluations inside the task took {self._inside_seconds:.1f}s, "

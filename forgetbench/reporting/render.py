@@ -42,7 +42,7 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _markdown_table(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame) -> str:
     # hand-written: pandas' to_markdown needs the optional tabulate package
     table = table.reset_index() if table.index.name else table
     head = "| " + " | ".join(map(str, table.columns)) + " |"
@@ -58,7 +58,7 @@ def to_markdown(report: Report) -> str:
         if section.text:
             lines += [section.text, ""]
         if section.table is not None:
-            lines += [_markdown_table(section.table), ""]
+            lines += [markdown_table(section.table), ""]
         if section.figure:
             lines += [f"![{section.title}]({section.figure})", ""]
     return "\n".join(lines)
