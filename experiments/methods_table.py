@@ -6,7 +6,7 @@ Reads the sweep's report (``report/summary.csv``, ``report/merged_results.parque
 table, a row per method, mean ± sd over seeds: the stream's ACC, LA and BWT, the knowledge drop with
 the report's 95% interval per seed (paired bootstrap over items), the general drop (mean of the three
 general tasks), and the seconds a stream step took (training and evaluation; mean of steps 1-3).
-Seconds, not memory: the runs record no memory (the methods table gives each method's extra copies).
+Seconds only: memory is measured by experiments/method_costs.py (each method in its own process).
 """
 
 from __future__ import annotations
