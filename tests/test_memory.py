@@ -3,6 +3,8 @@ tracer counts what training holds, and each model's batch accumulates to the stu
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -10,6 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from experiments.memory_tracing import traced_training_peak
 from forgetbench.errors import ForgetbenchError
+from forgetbench.memory import describe_peak, peak_bytes, reset_peak
 from forgetbench.training import TrainConfig
 from forgetbench.training.optim import StochasticRoundingAdamW, stochastic_round_to_bf16
 from tests.conftest import compose
@@ -115,3 +118,16 @@ def test_traced_peak_knows_the_adapters_and_the_routers_gate(route) -> None:
     assert states <= peak.by_kind["Optstate"] <= states + 32 * hidden * rank
     full = traced_training_peak(config, torch.bfloat16, train, False)
     assert full.added_parameters == 0 and full.trainable_parameters == base
+
+
+def test_a_tasks_peak_memory_starts_from_what_is_held_now() -> None:
+    """The runner logs each task's peak (forgetbench/memory.py): on this CPU the resident set's peak,
+    which a reset brings down to what the process holds once a large buffer is gone."""
+    cpu = torch.device("cpu")
+    buffer = torch.ones(50_000_000)  # 200 MB, freed below (a large allocation goes back to the system)
+    with_buffer = peak_bytes(cpu)
+    del buffer
+    reset_peak(cpu)
+    after = peak_bytes(cpu)
+    assert with_buffer - after > 150 * 2**20
+    assert re.fullmatch(r"peak memory [\d,]+ MiB \(process resident set\)", describe_peak(cpu))
