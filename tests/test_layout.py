@@ -36,6 +36,7 @@ LAYERS = [
         "jsonl",
         "hub_mirror",
         "hardware",
+        "memory",
         "stopping",
         "resolvers",
         "validation",

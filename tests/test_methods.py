@@ -238,13 +238,14 @@ def test_resumed_run_equals_uninterrupted(method: str, tmp_path, cache_dir, monk
 
 
 def test_every_method_runs_on_an_encoder_decoder_and_the_report_compares_them(tmp_path, cache_dir) -> None:
-    methods = METHODS
-    done = run_cli(["-m", "model=tiny_encdec", f"method={','.join(methods)}", *SMALL, *TWO_TASKS], tmp_path, cache_dir)
+    methods = METHODS  # one stream task each: every hook runs once (the resume tests run two)
+    one_task = ["stream.tasks=[translate]"]
+    done = run_cli(["-m", "model=tiny_encdec", f"method={','.join(methods)}", *SMALL, *one_task], tmp_path, cache_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = tmp_path / "results" / "tiny_world" / "multirun"
     rows = read_results(*sorted(sweep.glob("*/results.parquet")))
     assert set(rows["method"]) == set(methods) and set(rows["architecture"]) == {"encoder-decoder"}
-    assert all(set(group["step"]) == {0, 1, 2} for _, group in rows.groupby("method"))
+    assert all(set(group["step"]) == {0, 1} for _, group in rows.groupby("method"))
     assert (sweep / "report" / "method_comparison.png").stat().st_size > 10_000
     summary = pd.read_csv(sweep / "report" / "summary.csv")
     assert sorted(summary["method"]) == sorted(methods)
@@ -295,12 +296,13 @@ def test_merging_one_task_gives_that_tasks_model(operator: str) -> None:
         assert torch.allclose(param, trained[name], atol=1e-6), name
 
 
+@pytest.mark.parametrize("kind", ["llama", "mt5"])
 @pytest.mark.parametrize("operator", ["task_arithmetic", "ties", "dare", "magmax"])
-def test_merging_lora_adapters_equals_each_operator_on_the_adapters_updates(operator: str) -> None:
+def test_merging_lora_adapters_equals_each_operator_on_the_adapters_updates(operator: str, kind: str) -> None:
     """adapters=true: after each task the merged adapter's update is λ·merge(ΔW_1..ΔW_t) of the task
     adapters' updates (at a rank that keeps it exact), only the task's own adapter trains, and the base
     stays bit-identical. peft merges a single adapter as it is: after one task, λ·ΔW_1 for every operator."""
-    model, tokenizer = _model()
+    model, tokenizer = _model(kind)
     base = {n: p.detach().clone() for n, p in model.named_parameters()}
     method = Merge(operator=operator, adapters=True, scale=0.5, density=0.25, drop=0.5, merged_rank=64)
     model = method.prepare_model(model, ["a", "b"])

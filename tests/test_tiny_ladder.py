@@ -58,12 +58,12 @@ def test_each_ladder_base_is_shipped_current_and_knows_its_world(name, cache_dir
 
 
 def test_the_ladder_multirun_draws_both_axes(tmp_path, cache_dir) -> None:
-    """`-m experiment=tiny_world_ladder`, smoke-sized (a small world, 20 pretraining steps a model):
+    """`-m experiment=tiny_world_ladder`, smoke-sized (a small world, 4 pretraining steps of 8 a model):
     six runs with their parameter counts, and a report whose size figure has 2 lines × 3 points."""
     # six runs one after another: 69 s alone, but past run_cli's default 600 s once, beside the other
     # pytest worker's heaviest files (every job's log showed it progressing, none hung)
     done = run_cli(
-        ["-m", "experiment=tiny_world_ladder", "debug=smoke", "model.pretrain.steps=20"],
+        ["-m", "experiment=tiny_world_ladder", "debug=smoke", "model.pretrain.steps=4", "model.pretrain.batch_size=8"],
         tmp_path,
         cache_dir,
         timeout=1500,
