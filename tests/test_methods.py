@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from datasets import Dataset
+from omegaconf import open_dict
 from peft.tuners.lora import LoraLayer
 
 from forgetbench import runner
+from forgetbench.assembly import config_hash
 from forgetbench.methods.agem import AGEM, project
 from forgetbench.methods.base import TaskContext
 from forgetbench.methods.ewc import EWC
@@ -333,6 +337,28 @@ def test_merging_lora_adapters_equals_each_operator_on_the_adapters_updates(oper
     for name, param in model.named_parameters():
         if "lora_" not in name:
             assert torch.equal(param, base[name.replace("base_model.model.", "").replace(".base_layer", "")]), name
+
+
+def test_merges_later_knobs_leave_the_hash_of_earlier_merge_runs_alone() -> None:
+    """adapters, lora and merged_rank came after the first merge runs: hashed only when set, so a
+    run made before them (its config without them) keeps its hash, and resumes."""
+    now = compose(["method=merge"])
+    before = copy.deepcopy(now)
+    with open_dict(before):
+        for knob in ("adapters", "lora", "merged_rank"):
+            del before.method[knob]
+    assert config_hash(now) == config_hash(before)
+    adapters = config_hash(compose(["method=merge", "method.adapters=true"]))
+    assert (
+        len(
+            {
+                config_hash(now),
+                adapters,
+                config_hash(compose(["method=merge", "method.adapters=true", "method.lora.r=4"])),
+            }
+        )
+        == 3
+    )
 
 
 # ---- learning without forgetting ----
