@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from datasets import Dataset
 
 from forgetbench.assembly import build
 from forgetbench.evaluation.fast_engine import FastLM
@@ -271,3 +272,28 @@ def test_the_engine_is_in_the_config_hash_and_the_token_budget_is_not() -> None:
     fast = config_hash(compose(["eval.engine=fast"]))
     assert config_hash(compose(["eval.engine=lm_eval"])) != fast
     assert config_hash(compose(["eval.token_budget=512"])) == fast
+
+
+@pytest.mark.parametrize("input_eos", [True, False])
+def test_an_encoder_decoder_trains_on_the_encoder_input_lm_eval_scores(input_eos: bool) -> None:
+    """Fine-tuning feeds the encoder what lm-eval (and the fast engine) feed it when scoring: with the
+    tokenizer's own special tokens, so a T5/mT0 tokenizer's closing </s> is there in both, and a
+    tokenizer that adds none (the tiny world's word tokenizer) adds none in either."""
+    from tokenizers.processors import TemplateProcessing
+
+    from forgetbench.training import TrainConfig, tokenize_pairs
+
+    model, tokenizer = tiny_model("mt5", WORDS + PROMPT_WORDS)
+    if input_eos:  # as T5TokenizerFast does
+        eos = tokenizer.eos_token_id
+        tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+            single="$A </s>", special_tokens=[("</s>", eos)]
+        )
+    loaded = LoadedModel("mt5", model.eval(), tokenizer)
+    rows = [{"prompt": "question : red cat ? answer :", "response": "big dog"}]
+    trained = tokenize_pairs(Dataset.from_list(rows), tokenizer, True, TrainConfig(steps=1, max_length=64))[0]
+    for engine in ("lm-eval", "fast"):
+        context, continuation = _lm(engine, loaded)._encode_pair(rows[0]["prompt"], " " + rows[0]["response"])
+        assert trained["input_ids"] == context, engine
+        assert trained["labels"] == [*continuation, tokenizer.eos_token_id], engine
+    assert (trained["input_ids"][-1] == tokenizer.eos_token_id) == input_eos

@@ -127,7 +127,8 @@ def tokenize_pairs(
 
     Decoder-only: the sequence is prompt, response, EOS, and the loss covers the
     response (and EOS) unless ``loss_on_prompt``. Encoder-decoder: the prompt
-    goes to the encoder, the response and EOS are the labels. A decoder whose tokenizer
+    goes to the encoder, with the special tokens its tokenizer adds (lm-eval's seq2seq context),
+    the response and EOS are the labels. A decoder whose tokenizer
     has a chat template in force (``model.chat_template``) is trained through it instead:
     rows become messages (a ``system`` column, ``messages`` rows), the loss covers the
     assistant turns (:func:`forgetbench.chat.chat_example`).
@@ -140,11 +141,14 @@ def tokenize_pairs(
         )
 
     def encode(row: dict) -> dict:
-        prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
         response = tokenizer(" " + row["response"], add_special_tokens=False)["input_ids"]
         response = response + [tokenizer.eos_token_id]
         if encoder_decoder:
+            # the encoder input with the tokenizer's own special tokens, as lm-eval encodes a seq2seq
+            # context: T5's and mT0's tokenizers end it with </s>, as those models were trained
+            prompt = tokenizer(row["prompt"])["input_ids"]
             return {"input_ids": prompt[: config.max_length], "labels": response[: config.max_length]}
+        prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
         ids = (prompt + response)[-config.max_length :]  # keep the response when truncating
         masked = prompt if config.loss_on_prompt else [-100] * len(prompt)
         labels = (masked + response)[-config.max_length :]
