@@ -3,6 +3,7 @@
     python experiments/ship_tiny_base.py                  # the size ladder: 3 decoders, 3 encoder-decoders
     python experiments/ship_tiny_base.py --models tiny_decoder tiny_encdec     # some of them
     python experiments/ship_tiny_base.py --models tiny_decoder --experiment tiny_world_safety  # and its stages
+    python experiments/ship_tiny_base.py --models tiny_encdec --overrides model.input_eos=true  # a variant, kept beside
 
 Run it after changing the default world, a tiny model's shape, its pretraining or its post-training
 stages (``--experiment``: the stages that experiment gives the model, each shipped): the shipped copy is
@@ -36,12 +37,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=LADDER, help="model group options")
     parser.add_argument("--experiment", help="an experiment whose model.stages to ship as well")
+    parser.add_argument(
+        "--overrides", nargs="*", default=[], help="a variant's model overrides (its copy joins the others)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # pretraining's step lines
     with tempfile.TemporaryDirectory() as cache:
         for name in args.models:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                overrides = [f"model={name}", f"paths.cache_dir={cache}"]
+                overrides = [f"model={name}", f"paths.cache_dir={cache}", *args.overrides]
                 cfg = compose(
                     config_name="config",
                     overrides=overrides + [f"experiment={args.experiment}"] * bool(args.experiment),
@@ -49,12 +53,13 @@ def main() -> None:
             model = instantiate(cfg.model, _convert_="all")
             model.resolve_path()
             for stage, folder in zip(model.stages, model.stage_dirs(), strict=True):
-                _ship(Path(cache) / "models" / folder, name if stage == "pretrain" else f"{name}-{stage}")
+                label = name if stage == "pretrain" else f"{name}-{stage}"
+                _ship(Path(cache) / "models" / folder, label, replace=not args.overrides)
 
 
-def _ship(built: Path, label: str) -> None:
-    """Copy ``built`` into the package in place of the copies of the same label (older keys)."""
-    for stale in SHIPPED_DIR.glob(f"{label}-*"):
+def _ship(built: Path, label: str, replace: bool = True) -> None:
+    """Copy ``built`` into the package, in place of the copies of the same label (older keys) if ``replace``."""
+    for stale in SHIPPED_DIR.glob(f"{label}-*") if replace else []:
         if re.fullmatch(
             rf"{re.escape(label)}-[0-9a-f]{{12}}", stale.name
         ):  # not a stage's folder: tiny_decoder-safety-…

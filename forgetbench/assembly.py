@@ -61,16 +61,17 @@ def config_hash(cfg: DictConfig) -> str:
 
 
 def _group_classes(masked: dict) -> dict[str, type]:
-    """The dataclasses whose fields say how they are hashed: train's, eval's, and the method's plug-in
-    (from its ``_target_``: a method's knob added later is hashed only when set, as eval's are)."""
+    """The dataclasses whose fields say how they are hashed: train's, eval's, and the model's and the
+    method's plug-ins (from their ``_target_``: a knob added later is hashed only when set, as eval's are)."""
     classes = dict(GROUP_CLASSES)
-    target = masked.get("method", {}).get("_target_")
-    try:
-        method = get_class(target)
-    except Exception:  # noqa: BLE001 - a wrong _target_ is reported, in one line, when the method is built
-        return classes
-    if dataclasses.is_dataclass(method):
-        classes["method"] = method
+    for group in ("model", "method"):
+        target = masked.get(group, {}).get("_target_")
+        try:
+            plugin = get_class(target)
+        except Exception:  # noqa: BLE001 - a wrong _target_ is reported, in one line, when the group is built
+            continue
+        if dataclasses.is_dataclass(plugin):
+            classes[group] = plugin
     return classes
 
 

@@ -8,11 +8,14 @@ plumbing: six runs, their parameter counts, and a size figure of two lines of th
 
 from __future__ import annotations
 
+import copy
+
 import pandas as pd
 import pytest
 import torch
+from omegaconf import open_dict
 
-from forgetbench.assembly import build
+from forgetbench.assembly import build, config_hash
 from forgetbench.evaluation.lm_eval_bridge import LmEvalBridge
 from forgetbench.reporting.figures import fg_by_size
 from forgetbench.tiny.model import SHIPPED_DIR
@@ -35,11 +38,16 @@ MEASURED = {
 }
 
 
-@pytest.mark.parametrize("name", MODELS)
+# tiny_encdec with its inputs closed by </s> as T5's are (model.input_eos=true), shipped beside it
+INPUT_EOS = {"knowledge": 0.929, "continuation": 0.995, "reading": 1.000}
+
+
+@pytest.mark.parametrize("name", [*MODELS, "tiny_encdec model.input_eos=true"])
 def test_each_ladder_base_is_shipped_current_and_knows_its_world(name, cache_dir) -> None:
     """The shipped copy is the one the config's cache key names (a stale copy fails here: rerun
     experiments/ship_tiny_base.py), it is copied rather than pretrained, and it meets its bar."""
-    cfg = compose([f"model={name}", f"paths.cache_dir={cache_dir}"])
+    name, *overrides = name.split()
+    cfg = compose([f"model={name}", f"paths.cache_dir={cache_dir}", *overrides])
     model = build(cfg.model, "model")
     shipped = SHIPPED_DIR / f"{model.name}-{model.cache_key()}"
     assert (shipped / "model.safetensors").is_file(), (
@@ -50,7 +58,7 @@ def test_each_ladder_base_is_shipped_current_and_knows_its_world(name, cache_dir
     assert copied.read_bytes() == (shipped / "model.safetensors").read_bytes()
     scores = LmEvalBridge(build(cfg.eval, "eval"), []).evaluate(model.load(torch.device("cpu"))).scores
     acc = {r.eval_task.removeprefix("tiny_world_"): r.value for r in scores if r.metric == "acc"}
-    for task, measured in MEASURED[name].items():
+    for task, measured in (INPUT_EOS if overrides else MEASURED[name]).items():
         assert acc[task] >= 0.6, f"{name} must know its world: {task} {acc[task]:.3f} (chance 0.25)"
         assert acc[task] >= measured - 0.03, f"{name}: {task} {acc[task]:.3f}, measured {measured}"
     if name == "tiny_encdec":  # the encoder-decoder knows its world as the default decoder does (0.893)
@@ -85,3 +93,26 @@ def test_the_ladder_multirun_draws_both_axes(tmp_path, cache_dir) -> None:
     for name in ("fg_by_size", "curves_by_architecture"):
         assert (report / f"{name}.png").stat().st_size > 10_000
     assert "Forgetting against model size" in (report / "report.md").read_text()
+
+
+def test_input_eos_closes_only_an_encoder_decoders_input_and_is_hashed_only_when_set(cache_dir) -> None:
+    """model.input_eos=true: the tokenizer ends each input with </s> where special tokens are asked
+    for (training's encoder inputs, lm-eval's seq2seq contexts), never in a continuation; the base
+    model is another one (its own cache key), and runs made before the knob keep their hash."""
+    plain, closed = (
+        build(compose(["model=tiny_encdec", f"paths.cache_dir={cache_dir}", *o]).model, "model")
+        for o in ([], ["model.input_eos=true"])
+    )
+    text = "instruction : reverse the words : cat dog"
+    words = plain.load_tokenizer()(text)["input_ids"]
+    tokenizer = closed.load_tokenizer()
+    assert tokenizer(text)["input_ids"] == [*words, tokenizer.eos_token_id]
+    assert tokenizer(text, add_special_tokens=False)["input_ids"] == words
+    assert plain.cache_key() != closed.cache_key()
+    now = compose(["model=tiny_encdec"])
+    before = copy.deepcopy(now)
+    with open_dict(before):
+        del before.model.input_eos
+    assert (
+        config_hash(now) == config_hash(before) != config_hash(compose(["model=tiny_encdec", "model.input_eos=true"]))
+    )

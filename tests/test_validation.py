@@ -45,6 +45,7 @@ BAD_FIELDS = [
         "world.qa_fraction=1.5 is not valid: input should be less than or equal to 1",
     ),
     (["world.n_people=0"], "model", "world.n_people=0 is not valid"),
+    (["+model.input_eos=true"], "model", "model.input_eos=True is not valid: only an encoder-decoder's input"),
     (["stream.max_train_examples=0"], "stream", "stream.max_train_examples=0 is not valid"),
     (["stream.order=count"], "stream", "stream.order='count' is not valid: input should be a valid list"),
     (["eval.limit=0"], "eval", "eval.limit=0 is not valid"),

@@ -34,7 +34,7 @@ from forgetbench.tiny.post_training import STAGE_WORDS, STAGES, stage_rows
 from forgetbench.tiny.tokenizer import build_word_tokenizer, extend_word_tokenizer
 from forgetbench.tiny.world import WorldSpec, build_world
 from forgetbench.training import TrainConfig, train_on_task
-from forgetbench.validation import InvalidValue, Positive, check_fields
+from forgetbench.validation import HASHED_WHEN_SET, InvalidValue, Positive, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ class TinyWorldModel:
             (encoder-decoder: num_layers each for encoder and decoder).
         world: the world it is pretrained on.
         pretrain: how it is pretrained (a decoder: loss on every token).
+        input_eos: an encoder-decoder's tokenizer closes each input with ``</s>``, as T5's does, in
+            pretraining, fine-tuning and evaluation alike. Without it a word's distance from the end
+            of the input is hard to see (T5 has relative position biases in the encoder only, none in
+            cross-attention), and ``reverse`` is learned unreliably (docs/tiny-world.md).
         objective: the pairs it is pretrained on (:mod:`forgetbench.tiny.objectives`): the corpus's
             own ("pairs"), or with one more pair per document ("prefix_lm", "denoise").
         cache_dir: where pretrained models are kept, by hash.
@@ -84,6 +88,7 @@ class TinyWorldModel:
     ffn_size: Positive = 512
     init_seed: int = 0
     objective: Objective = "pairs"
+    input_eos: bool = field(default=False, metadata=HASHED_WHEN_SET)
     pretrain: TrainConfig = field(default_factory=TrainConfig)
     chat_template: str = "auto"
     stages: list[str] = field(default_factory=lambda: ["pretrain"])
@@ -102,6 +107,10 @@ class TinyWorldModel:
             raise InvalidValue(
                 "stages", self.stages, f"give pretrain first, then any of {list(STAGES)} in that order, once each"
             )
+        if self.input_eos and self.architecture == "decoder":
+            raise InvalidValue(
+                "input_eos", True, "only an encoder-decoder's input is closed by </s> (a decoder's runs on)"
+            )
         if self.hidden_size % self.num_heads:
             raise InvalidValue("hidden_size", self.hidden_size, f"it must be a multiple of num_heads={self.num_heads}")
 
@@ -113,7 +122,7 @@ class TinyWorldModel:
     def load_tokenizer(self) -> PreTrainedTokenizerFast:
         """The base model's tokenizer without its weights (built from the world's texts, as pretraining
         does, and extended by the post-training stages' words, as they do)."""
-        tokenizer = build_word_tokenizer(materialize_world(self.world, self.cache_dir).all_texts())
+        tokenizer = build_word_tokenizer(materialize_world(self.world, self.cache_dir).all_texts(), self.input_eos)
         if self.stages[1:]:
             tokenizer = extend_word_tokenizer(tokenizer, STAGE_WORDS)
         apply_chat_setting(tokenizer, self.chat_template, self.architecture == "encoder-decoder")
@@ -138,6 +147,8 @@ class TinyWorldModel:
         shape = {k: v for k, v in asdict(self).items() if k not in unshaped}
         if shape["objective"] == "pairs":  # keyed only when it changes the data (the default came later)
             del shape["objective"]
+        if not shape["input_eos"]:  # keyed only when set (it came later)
+            del shape["input_eos"]
         pretrain = {k: v for k, v in asdict(self.pretrain).items() if k not in UNKEYED_TRAINING}
         if not pretrain["packing"]:  # packing weighs the loss by tokens across micro-batches: keyed when on
             del pretrain["packing"]
@@ -199,7 +210,7 @@ class TinyWorldModel:
 
     def _pretrain_into(self, folder: Path, device: torch.device) -> None:
         files = materialize_world(self.world, self.cache_dir)
-        tokenizer = build_word_tokenizer(files.all_texts())
+        tokenizer = build_word_tokenizer(files.all_texts(), self.input_eos)
         torch.manual_seed(self.init_seed)
         model = self._build(len(tokenizer), tokenizer).to(device)
         log.info(
