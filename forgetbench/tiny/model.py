@@ -61,12 +61,12 @@ class TinyWorldModel:
             (encoder-decoder: num_layers each for encoder and decoder).
         world: the world it is pretrained on.
         pretrain: how it is pretrained (a decoder: loss on every token).
+        objective: the pairs it is pretrained on (:mod:`forgetbench.tiny.objectives`): the corpus's
+            own ("pairs"), or with one more pair per document ("prefix_lm", "denoise").
         input_eos: an encoder-decoder's tokenizer closes each input with ``</s>``, as T5's does, in
             pretraining, fine-tuning and evaluation alike. Without it a word's distance from the end
             of the input is hard to see (T5 has relative position biases in the encoder only, none in
             cross-attention), and ``reverse`` is learned unreliably (docs/tiny-world.md).
-        objective: the pairs it is pretrained on (:mod:`forgetbench.tiny.objectives`): the corpus's
-            own ("pairs"), or with one more pair per document ("prefix_lm", "denoise").
         cache_dir: where pretrained models are kept, by hash.
         init_seed: seed of the random initialisation and pretraining order.
         chat_template: auto or none (plain text: the world's tokenizer has no template), or the
