@@ -32,22 +32,17 @@ MEASURED = {
     "tiny_decoder_small": {"knowledge": 0.786, "continuation": 0.820, "reading": 0.885},
     "tiny_decoder": {"knowledge": 0.893, "continuation": 0.835, "reading": 0.985},
     "tiny_decoder_large": {"knowledge": 0.886, "continuation": 0.960, "reading": 0.975},
-    "tiny_encdec_small": {"knowledge": 0.786, "continuation": 0.980, "reading": 1.000},
-    "tiny_encdec": {"knowledge": 0.900, "continuation": 1.000, "reading": 1.000},
-    "tiny_encdec_large": {"knowledge": 0.971, "continuation": 1.000, "reading": 1.000},
+    "tiny_encdec_small": {"knowledge": 0.800, "continuation": 0.990, "reading": 1.000},
+    "tiny_encdec": {"knowledge": 0.921, "continuation": 0.995, "reading": 1.000},
+    "tiny_encdec_large": {"knowledge": 0.979, "continuation": 0.995, "reading": 1.000},
 }
 
 
-# tiny_encdec with its inputs closed by </s> as T5's are (model.input_eos=true), shipped beside it
-INPUT_EOS = {"knowledge": 0.929, "continuation": 0.995, "reading": 1.000}
-
-
-@pytest.mark.parametrize("name", [*MODELS, "tiny_encdec model.input_eos=true"])
+@pytest.mark.parametrize("name", MODELS)
 def test_each_ladder_base_is_shipped_current_and_knows_its_world(name, cache_dir) -> None:
     """The shipped copy is the one the config's cache key names (a stale copy fails here: rerun
     experiments/ship_tiny_base.py), it is copied rather than pretrained, and it meets its bar."""
-    name, *overrides = name.split()
-    cfg = compose([f"model={name}", f"paths.cache_dir={cache_dir}", *overrides])
+    cfg = compose([f"model={name}", f"paths.cache_dir={cache_dir}"])
     model = build(cfg.model, "model")
     shipped = SHIPPED_DIR / f"{model.name}-{model.cache_key()}"
     assert (shipped / "model.safetensors").is_file(), (
@@ -58,7 +53,7 @@ def test_each_ladder_base_is_shipped_current_and_knows_its_world(name, cache_dir
     assert copied.read_bytes() == (shipped / "model.safetensors").read_bytes()
     scores = LmEvalBridge(build(cfg.eval, "eval"), []).evaluate(model.load(torch.device("cpu"))).scores
     acc = {r.eval_task.removeprefix("tiny_world_"): r.value for r in scores if r.metric == "acc"}
-    for task, measured in (INPUT_EOS if overrides else MEASURED[name]).items():
+    for task, measured in MEASURED[name].items():
         assert acc[task] >= 0.6, f"{name} must know its world: {task} {acc[task]:.3f} (chance 0.25)"
         assert acc[task] >= measured - 0.03, f"{name}: {task} {acc[task]:.3f}, measured {measured}"
     if name == "tiny_encdec":  # the encoder-decoder knows its world as the default decoder does (0.893)
@@ -96,12 +91,13 @@ def test_the_ladder_multirun_draws_both_axes(tmp_path, cache_dir) -> None:
 
 
 def test_input_eos_closes_only_an_encoder_decoders_input_and_is_hashed_only_when_set(cache_dir) -> None:
-    """model.input_eos=true: the tokenizer ends each input with </s> where special tokens are asked
-    for (training's encoder inputs, lm-eval's seq2seq contexts), never in a continuation; the base
-    model is another one (its own cache key), and runs made before the knob keep their hash."""
+    """model.input_eos=true (the encoder-decoders' default): the tokenizer ends each input with </s>
+    where special tokens are asked for (training's encoder inputs, lm-eval's seq2seq contexts), never
+    in a continuation; without it the base model is another one (its own cache key), and a run made
+    before the knob existed (input_eos absent: false) keeps its hash."""
     plain, closed = (
         build(compose(["model=tiny_encdec", f"paths.cache_dir={cache_dir}", *o]).model, "model")
-        for o in ([], ["model.input_eos=true"])
+        for o in (["model.input_eos=false"], [])
     )
     text = "instruction : reverse the words : cat dog"
     words = plain.load_tokenizer()(text)["input_ids"]
@@ -109,10 +105,8 @@ def test_input_eos_closes_only_an_encoder_decoders_input_and_is_hashed_only_when
     assert tokenizer(text)["input_ids"] == [*words, tokenizer.eos_token_id]
     assert tokenizer(text, add_special_tokens=False)["input_ids"] == words
     assert plain.cache_key() != closed.cache_key()
-    now = compose(["model=tiny_encdec"])
-    before = copy.deepcopy(now)
+    unclosed = compose(["model=tiny_encdec", "model.input_eos=false"])
+    before = copy.deepcopy(unclosed)
     with open_dict(before):
         del before.model.input_eos
-    assert (
-        config_hash(now) == config_hash(before) != config_hash(compose(["model=tiny_encdec", "model.input_eos=true"]))
-    )
+    assert config_hash(unclosed) == config_hash(before) != config_hash(compose(["model=tiny_encdec"]))

@@ -66,7 +66,8 @@ class TinyWorldModel:
         input_eos: an encoder-decoder's tokenizer closes each input with ``</s>``, as T5's does, in
             pretraining, fine-tuning and evaluation alike. Without it a word's distance from the end
             of the input is hard to see (T5 has relative position biases in the encoder only, none in
-            cross-attention), and ``reverse`` is learned unreliably (docs/tiny-world.md).
+            cross-attention), and ``reverse`` is learned unreliably (docs/tiny-world.md). The tiny_encdec
+            configs set it; the field's default (false) keeps the hash of configs written before it.
         cache_dir: where pretrained models are kept, by hash.
         init_seed: seed of the random initialisation and pretraining order.
         chat_template: auto or none (plain text: the world's tokenizer has no template), or the
