@@ -30,7 +30,7 @@ install:
 # since most of a test is Python that one core runs. TEST_JOBS=1 runs the suite in one process.
 TEST_JOBS ?= 2
 test:
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=25
 
 # Every offline command of every docs page, smoke-sized (make test runs the README's and composes the rest; 17 min).
 test-docs:
