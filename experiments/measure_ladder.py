@@ -121,6 +121,8 @@ def main() -> None:
     if not args.table_only:
         run_ladders(folder, args.seeds, args.jobs, args.overrides)
     roots = [folder / "cold" / "results", *(folder / f"seed{s}" / "results" for s in range(1, args.seeds))]
+    if missing := [str(root) for root in roots if not any(root.rglob("results.parquet"))]:
+        parser.error(f"no runs in {', '.join(missing)}: measure first (without --table-only), or give --seeds as kept")
     write_report(roots, folder / "report")
     seeds = per_seed(roots)
     sizes = pd.read_csv(folder / "report" / "size_summary.csv")
